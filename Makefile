@@ -1,0 +1,34 @@
+# allscreen. `make help` lists the targets; README.md explains them.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+# The real data (never copied into the repository).
+ALLSCREEN_DATA ?= $(abspath ../shared/data)
+export ALLSCREEN_DATA
+BIN := bin
+
+# Each mk/*.mk adds its own targets and appends test targets to TEST_TARGETS.
+TEST_TARGETS :=
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: help deps build demo test go-test vet
+help: ## list targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+deps: ## install missing Debian packages and Go (as root)
+	build/deps.sh
+
+build: ## build the binaries into bin/
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+demo: deps build ## the main job on the bundled sample images (no camera, no GPIO)
+	$(BIN)/allscreen analyze --overlay out/demo samples/*.png samples/*.jpg
+	@echo "overlays written to out/demo/"
+
+vet:
+	$(GO) vet ./...
+
+go-test: vet ## Go unit and real-data tests, with the race detector
+	$(GO) test -race -count=1 ./...
+
+test: go-test $(TEST_TARGETS) ## everything CI runs
