@@ -7,11 +7,13 @@ ALLSCREEN_DATA ?= $(abspath ../shared/data)
 export ALLSCREEN_DATA
 BIN := bin
 
-# Each mk/*.mk adds its own targets and appends test targets to TEST_TARGETS.
+# Each mk/*.mk adds its own targets and appends to TEST_TARGETS (run by
+# `make test`) and REPORT_TARGETS (figures regenerated from the real data).
 TEST_TARGETS :=
+REPORT_TARGETS :=
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help deps build demo test go-test vet
+.PHONY: help deps build demo test go-test vet report
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -32,3 +34,5 @@ go-test: vet ## Go unit and real-data tests, with the race detector
 	$(GO) test -race -count=1 ./...
 
 test: go-test $(TEST_TARGETS) ## everything CI runs
+
+report: $(REPORT_TARGETS) ## regenerate every figure in README.md and docs/ from the real data

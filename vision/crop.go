@@ -6,6 +6,12 @@ import (
 	"gocv.io/x/gocv"
 )
 
+// CellSegmentationVersion names the behaviour of SegmentCell. A model is
+// trained on inputs SegmentCell prepared and records this version in its
+// manifest; change it whenever SegmentCell's output changes, so a model is
+// never fed inputs unlike those it was trained on.
+const CellSegmentationVersion = "baseline-1"
+
 // CellMasks are the masks of the one white cell centred in a crop.
 type CellMasks struct {
 	Nucleus *Mask // the nucleus (all lobes)
