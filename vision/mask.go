@@ -66,3 +66,14 @@ func (m *Mask) morph(op gocv.MorphType, diameter int) (*Mask, error) {
 	gocv.MorphologyEx(src, &dst, op, k)
 	return MaskFromMat(dst)
 }
+
+// check reports a mask whose pixels do not match its size.
+func (m *Mask) check() error {
+	if m == nil {
+		return fmt.Errorf("no mask")
+	}
+	if m.W <= 0 || m.H <= 0 || len(m.Pix) != m.W*m.H {
+		return fmt.Errorf("mask of %dx%d holds %d pixels", m.W, m.H, len(m.Pix))
+	}
+	return nil
+}
