@@ -1,0 +1,4 @@
+package screening
+
+func runCrashWriter(dir string) int { return 3 }
+func runLockHolder(dir string) int  { return 3 }

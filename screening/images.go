@@ -1,0 +1,158 @@
+package screening
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Images live beside the database under images/, named by the sha256 of
+// their bytes: images/ab/ab12....png. Equal images are stored once, a name
+// can never point at other content, and an export can verify every file.
+
+// fileSystem is the part of the OS the image store uses. Tests replace it to
+// make writes fail (a full disk) at chosen moments.
+type fileSystem interface {
+	MkdirAll(path string, perm fs.FileMode) error
+	CreateTemp(dir, pattern string) (writableFile, error)
+	Rename(oldpath, newpath string) error
+	Remove(name string) error
+	Stat(name string) (fs.FileInfo, error)
+	// SyncDir makes the directory's entries (a rename, a new file) durable.
+	SyncDir(dir string) error
+}
+
+type writableFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+	Name() string
+}
+
+type osFileSystem struct{}
+
+func (osFileSystem) MkdirAll(p string, perm fs.FileMode) error { return os.MkdirAll(p, perm) }
+func (osFileSystem) CreateTemp(dir, pattern string) (writableFile, error) {
+	return os.CreateTemp(dir, pattern)
+}
+func (osFileSystem) Rename(a, b string) error             { return os.Rename(a, b) }
+func (osFileSystem) Remove(n string) error                { return os.Remove(n) }
+func (osFileSystem) Stat(n string) (fs.FileInfo, error)   { return os.Stat(n) }
+func (osFileSystem) SyncDir(dir string) error             { return syncDir(dir) }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// imageRef names a stored image.
+type imageRef struct {
+	SHA256 string
+	Format string // file extension: "jpg" or "png"
+}
+
+func (r imageRef) relPath() string {
+	return filepath.Join("images", r.SHA256[:2], r.SHA256+"."+r.Format)
+}
+
+const tempPrefix = ".tmp-"
+
+// writeImage stores data durably under its content hash and returns its
+// reference. It returns only after the file and its directory entry are on
+// disk, so a row referencing it may then be committed.
+func writeImage(fsys fileSystem, root string, data []byte, format string) (imageRef, error) {
+	sum := sha256.Sum256(data)
+	ref := imageRef{SHA256: hex.EncodeToString(sum[:]), Format: format}
+	final := filepath.Join(root, ref.relPath())
+	if st, err := fsys.Stat(final); err == nil && st.Size() == int64(len(data)) {
+		return ref, nil // already stored: only complete files are ever renamed into place
+	}
+	dir := filepath.Dir(final)
+	if _, err := fsys.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := fsys.MkdirAll(dir, 0o755); err != nil {
+			return imageRef{}, fmt.Errorf("store image: %w", err)
+		}
+		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
+			return imageRef{}, fmt.Errorf("store image: %w", err)
+		}
+	}
+	f, err := fsys.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return imageRef{}, fmt.Errorf("store image: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, final)
+	}
+	if err != nil {
+		fsys.Remove(tmp)
+		return imageRef{}, fmt.Errorf("store image %s: %w", ref.SHA256[:12], err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return imageRef{}, fmt.Errorf("store image: %w", err)
+	}
+	return ref, nil
+}
+
+// removeTempImages deletes temporary files a crash left behind in images/.
+func removeTempImages(root string) error {
+	dirs, err := os.ReadDir(filepath.Join(root, "images"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		sub := filepath.Join(root, "images", d.Name())
+		files, err := os.ReadDir(sub)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if strings.HasPrefix(f.Name(), tempPrefix) {
+				if err := os.Remove(filepath.Join(sub, f.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkImage verifies that a stored image exists and has the content its
+// name says.
+func checkImage(root string, ref imageRef) error {
+	data, err := os.ReadFile(filepath.Join(root, ref.relPath()))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != ref.SHA256 {
+		return fmt.Errorf("image %s has content %s", ref.relPath(), got)
+	}
+	return nil
+}
