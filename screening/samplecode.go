@@ -14,8 +14,8 @@ import (
 // The number is scrambled by a bijection before encoding, so consecutive
 // samples differ in most characters: two slides prepared one after the
 // other cannot be confused by a single misread character. A final check
-// character (Luhn mod 31) catches any single wrong character and any swap
-// of two adjacent ones when a code is typed back in.
+// character catches any single wrong character and any swap
+// of two adjacent ones when a code is typed back in (see checkIndex).
 
 const codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -61,13 +61,15 @@ func ValidSampleCode(s string) bool {
 	return codeAlphabet[checkIndex([]byte(s[:len(s)-1]))] == s[len(s)-1]
 }
 
-// checkIndex is the Luhn mod N check character's index for body.
+// checkIndex is the check character's index for body: the weighted sum of
+// all characters, the check's weight 1 and the body's 2, 3, ... from the
+// left, is 0 mod 31. Because 31 is prime and the weights are distinct and
+// non-zero mod 31, every single wrong character and every swap of two
+// adjacent ones changes the sum (for codes shorter than 30 characters).
 func checkIndex(body []byte) int64 {
-	factor, sum := int64(2), int64(0)
-	for i := len(body) - 1; i >= 0; i-- {
-		add := factor * int64(strings.IndexByte(codeAlphabet, body[i]))
-		sum += add/codeBase + add%codeBase
-		factor = 3 - factor // alternate 2, 1
+	var sum int64
+	for i := range body {
+		sum += int64(i+2) * int64(strings.IndexByte(codeAlphabet, body[i]))
 	}
 	return (codeBase - sum%codeBase) % codeBase
 }
