@@ -14,7 +14,7 @@ import (
 	"allscreen/model"
 )
 
-var testRule = Rule{BlastThreshold: 0.5, ReferBlasts: 2, ReferFraction: 0.05, MinWhiteCells: 10,
+var testRule = Rule{BlastThreshold: 0.5, CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 2, MinWhiteCells: 10,
 	MaxUncertainFraction: 0.2, MaxOutOfDistributionFraction: 0.1}
 
 // testField makes a field record whose images are distinct byte strings

@@ -48,13 +48,18 @@ type Rule struct {
 	// BlastThreshold: a cell with P(blast) at or above it is called a blast
 	// (unless the model flagged it uncertain). From the manifest.
 	BlastThreshold float64 `json:"blast_threshold"`
-	// ReferBlasts and ReferFraction: a sample is referred when at least
-	// ReferBlasts cells, and at least ReferFraction of the confidently
-	// classified cells, were called blast. The fraction keeps the model's
-	// per-cell false positives in a large count from adding up to a
-	// referral; the count keeps one stray cell from doing it in a small one.
-	ReferBlasts   int     `json:"refer_blasts"`
-	ReferFraction float64 `json:"refer_fraction"`
+	// CellFalsePositiveRate is the share of normal white cells the model
+	// calls blast at BlastThreshold, measured on validation data. From the
+	// manifest.
+	CellFalsePositiveRate float64 `json:"cell_false_positive_rate"`
+	// ReferAlpha: a sample is referred when it holds more blast calls than
+	// the model's false positives would produce in a normal sample of the
+	// same size with probability ReferAlpha (a binomial tail), and at least
+	// ReferBlasts of them. The tail keeps false positives in a large count
+	// from adding up to a referral; ReferBlasts keeps one stray cell from
+	// doing it in a small one.
+	ReferAlpha  float64 `json:"refer_alpha"`
+	ReferBlasts int     `json:"refer_blasts"`
 	// MinWhiteCells: "no blasts seen" needs at least this many confidently
 	// classified white cells. From configuration.
 	MinWhiteCells int `json:"min_white_cells"`
@@ -80,8 +85,10 @@ func (r Rule) Validate() error {
 		return fmt.Errorf("verdict rule: blast threshold %v must lie strictly between 0 and 1", r.BlastThreshold)
 	case r.ReferBlasts < 1:
 		return fmt.Errorf("verdict rule: refer_blasts %d must be at least 1", r.ReferBlasts)
-	case !(r.ReferFraction >= 0 && r.ReferFraction <= 1):
-		return fmt.Errorf("verdict rule: refer_fraction %v must lie in 0..1", r.ReferFraction)
+	case !(r.CellFalsePositiveRate >= 0 && r.CellFalsePositiveRate < 1):
+		return fmt.Errorf("verdict rule: cell_false_positive_rate %v must lie in 0..1", r.CellFalsePositiveRate)
+	case !(r.ReferAlpha > 0 && r.ReferAlpha < 1):
+		return fmt.Errorf("verdict rule: refer_alpha %v must lie strictly between 0 and 1", r.ReferAlpha)
 	case r.MinWhiteCells < 1:
 		return fmt.Errorf("verdict rule: min_white_cells %d must be at least 1", r.MinWhiteCells)
 	case !(r.MaxUncertainFraction >= 0 && r.MaxUncertainFraction <= 1):
@@ -191,10 +198,26 @@ func Decide(t Tally, r Rule) Verdict {
 	return v
 }
 
-// referCount is the number of blast calls that refers a sample with conf
-// confidently classified cells.
-func (r Rule) referCount(conf int) int {
-	return max(r.ReferBlasts, int(math.Ceil(r.ReferFraction*float64(conf)-1e-9)))
+// referCount is the number of blast calls that refers a sample with n
+// confidently classified cells: the smallest k with
+// P(X >= k) <= ReferAlpha for X ~ Binomial(n, CellFalsePositiveRate), and
+// never below ReferBlasts.
+func (r Rule) referCount(n int) int {
+	p := r.CellFalsePositiveRate
+	if p <= 0 || n <= 0 {
+		return r.ReferBlasts
+	}
+	// Walk the pmf upward in log space; tail = 1 - cdf(k-1).
+	logPMF := float64(n) * math.Log1p(-p) // P(X = 0)
+	cdf := 0.0
+	for k := 0; k <= n; k++ {
+		if 1-cdf <= r.ReferAlpha {
+			return max(k, r.ReferBlasts)
+		}
+		cdf += math.Exp(logPMF)
+		logPMF += math.Log(float64(n-k)) - math.Log(float64(k+1)) + math.Log(p) - math.Log1p(-p)
+	}
+	return max(n+1, r.ReferBlasts) // no count is unlikely enough: never refer on blasts alone
 }
 
 func frac(n, of int) float64 {
@@ -205,3 +228,51 @@ func frac(n, of int) float64 {
 }
 
 func outOfDistribution(p model.Prediction) bool { return p.OutOfDistribution }
+
+// RuleConfig is the part of the verdict rule the appliance's configuration
+// sets; the rest comes from the model's manifest.
+type RuleConfig struct {
+	MinWhiteCells                int
+	ReferAlpha                   float64
+	ReferBlasts                  int
+	MaxUncertainFraction         float64
+	MaxOutOfDistributionFraction float64
+}
+
+// DefaultRuleConfig holds the configuration defaults; docs/screening.md
+// gives the reason for each.
+var DefaultRuleConfig = RuleConfig{
+	MinWhiteCells:                DefaultMinWhiteCells,
+	ReferAlpha:                   0.01,
+	ReferBlasts:                  2,
+	MaxUncertainFraction:         0.25,
+	MaxOutOfDistributionFraction: 0.10,
+}
+
+// FallbackCellFalsePositiveRate is used when a manifest states no
+// validation error rate: a deliberately pessimistic 5%, so a model of
+// unknown quality needs many blast calls to refer.
+const FallbackCellFalsePositiveRate = 0.05
+
+// RuleFor builds the verdict rule from a detection model's operating point
+// and the configuration. The per-cell false positive rate is the
+// manifest's validation error rate outside the uncertain band (the share
+// of confident calls that were wrong), or FallbackCellFalsePositiveRate.
+func RuleFor(op model.OperatingPoint, cfg RuleConfig) (Rule, error) {
+	if op.BlastThreshold == nil {
+		return Rule{}, fmt.Errorf("verdict rule: the model's manifest has no operating_point.blast_threshold")
+	}
+	r := Rule{
+		BlastThreshold:               *op.BlastThreshold,
+		CellFalsePositiveRate:        FallbackCellFalsePositiveRate,
+		ReferAlpha:                   cfg.ReferAlpha,
+		ReferBlasts:                  cfg.ReferBlasts,
+		MinWhiteCells:                cfg.MinWhiteCells,
+		MaxUncertainFraction:         cfg.MaxUncertainFraction,
+		MaxOutOfDistributionFraction: cfg.MaxOutOfDistributionFraction,
+	}
+	if op.ValidationErrorOutside != nil {
+		r.CellFalsePositiveRate = *op.ValidationErrorOutside
+	}
+	return r, r.Validate()
+}

@@ -8,7 +8,10 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	r := Rule{BlastThreshold: 0.5, ReferBlasts: 3, ReferFraction: 0.05, MinWhiteCells: 100,
+	// 1% false positives per cell: in 100 normal cells 5 or more blast calls
+	// happen with probability 0.0034 (4 or more: 0.018); in 200, 7 or more
+	// with 0.0045 (6: 0.0165); in 300, 9 or more with 0.0036 (8: 0.0115).
+	r := Rule{BlastThreshold: 0.5, CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 3, MinWhiteCells: 100,
 		MaxUncertainFraction: 0.2, MaxOutOfDistributionFraction: 0.1}
 	cases := []struct {
 		name    string
@@ -26,10 +29,11 @@ func TestDecide(t *testing.T) {
 		{"blasts at the count", Tally{WhiteCells: 40, Blasts: 3}, Refer, []string{"3 of 40"}},
 		{"refer even with few cells", Tally{WhiteCells: 20, Blasts: 10}, Refer, nil},
 		{"refer despite many uncertain", Tally{WhiteCells: 100, Uncertain: 50, Blasts: 20}, Refer, nil},
-		{"one blast is never 'no blasts seen'", Tally{WhiteCells: 300, Blasts: 1}, Inconclusive, []string{"1 suspicious cell", "15 needed"}},
-		// 200 confident cells: 5% is 10 blasts; 9 is below the share.
-		{"below the share in a large count", Tally{WhiteCells: 200, Blasts: 9}, Inconclusive, []string{"9 suspicious", "10 needed"}},
-		{"at the share in a large count", Tally{WhiteCells: 200, Blasts: 10}, Refer, nil},
+		{"one blast is never 'no blasts seen'", Tally{WhiteCells: 300, Blasts: 1}, Inconclusive, []string{"1 suspicious cell", "9 needed"}},
+		{"4 in 100 can be chance", Tally{WhiteCells: 100, Blasts: 4}, Inconclusive, []string{"4 suspicious", "5 needed"}},
+		{"5 in 100 is not", Tally{WhiteCells: 100, Blasts: 5}, Refer, nil},
+		{"6 in 200 can be chance", Tally{WhiteCells: 200, Blasts: 6}, Inconclusive, []string{"6 suspicious", "7 needed"}},
+		{"7 in 200 is not", Tally{WhiteCells: 200, Blasts: 7}, Refer, nil},
 		{"out of distribution beats blasts", Tally{WhiteCells: 100, Blasts: 50, Uncertain: 11, OutOfDistribution: 11}, Inconclusive, []string{"11 of 100", "unlike the model's training data"}},
 		{"out of distribution at the limit", Tally{WhiteCells: 110, Uncertain: 10, OutOfDistribution: 10}, NoBlastsSeen, nil},
 		{"several reasons at once", Tally{WhiteCells: 50, Blasts: 1, Uncertain: 20}, Inconclusive, []string{"1 suspicious", "unsure of 20 of 50", "only 30"}},
@@ -90,7 +94,7 @@ func TestCallCell(t *testing.T) {
 }
 
 func TestRuleValidate(t *testing.T) {
-	good := Rule{BlastThreshold: 0.5, ReferBlasts: 2, ReferFraction: 0.05, MinWhiteCells: 100,
+	good := Rule{BlastThreshold: 0.5, CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 2, MinWhiteCells: 100,
 		MaxUncertainFraction: 0.2, MaxOutOfDistributionFraction: 0.1}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
@@ -99,7 +103,8 @@ func TestRuleValidate(t *testing.T) {
 		"threshold 0":         func(r *Rule) { r.BlastThreshold = 0 },
 		"threshold 1":         func(r *Rule) { r.BlastThreshold = 1 },
 		"refer 0 blasts":      func(r *Rule) { r.ReferBlasts = 0 },
-		"fraction above 1":    func(r *Rule) { r.ReferFraction = 1.5 },
+		"fp rate 1":           func(r *Rule) { r.CellFalsePositiveRate = 1 },
+		"alpha 0":             func(r *Rule) { r.ReferAlpha = 0 },
 		"no minimum":          func(r *Rule) { r.MinWhiteCells = 0 },
 		"negative uncertain":  func(r *Rule) { r.MaxUncertainFraction = -0.1 },
 		"ood fraction is NaN": func(r *Rule) { r.MaxOutOfDistributionFraction = nan() },
@@ -115,4 +120,43 @@ func TestRuleValidate(t *testing.T) {
 func nan() float64 {
 	var z float64
 	return z / z
+}
+
+func TestReferCountMatchesBinomialTail(t *testing.T) {
+	r := Rule{CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 1}
+	// Exact tails computed independently (scipy.stats.binom.sf(k-1, n, p)).
+	for _, c := range []struct{ n, want int }{{10, 2}, {50, 4}, {100, 5}, {200, 7}, {300, 9}, {1000, 19}} {
+		if got := r.referCount(c.n); got != c.want {
+			t.Errorf("referCount(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+	if got := (Rule{ReferBlasts: 2}).referCount(500); got != 2 {
+		t.Errorf("no false positives: referCount = %d, want ReferBlasts 2", got)
+	}
+	if got := (Rule{CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 3}).referCount(10); got != 3 {
+		t.Errorf("small count: %d, want the ReferBlasts floor 3", got)
+	}
+}
+
+func TestRuleFor(t *testing.T) {
+	th, errRate := 0.62, 0.013
+	r, err := RuleFor(model.OperatingPoint{BlastThreshold: &th, ValidationErrorOutside: &errRate}, DefaultRuleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BlastThreshold != 0.62 || r.CellFalsePositiveRate != 0.013 || r.MinWhiteCells != 100 {
+		t.Errorf("rule %+v", r)
+	}
+	r, err = RuleFor(model.OperatingPoint{BlastThreshold: &th}, DefaultRuleConfig)
+	if err != nil || r.CellFalsePositiveRate != FallbackCellFalsePositiveRate {
+		t.Errorf("without a validation error rate: %+v %v", r, err)
+	}
+	if _, err := RuleFor(model.OperatingPoint{}, DefaultRuleConfig); err == nil {
+		t.Error("a manifest without a threshold gave a rule")
+	}
+	bad := DefaultRuleConfig
+	bad.MinWhiteCells = 0
+	if _, err := RuleFor(model.OperatingPoint{BlastThreshold: &th}, bad); err == nil {
+		t.Error("min_white_cells 0 accepted")
+	}
 }
