@@ -1,0 +1,296 @@
+package model
+
+import (
+	"fmt"
+	"image"
+	"math"
+
+	"allscreen/vision"
+
+	"gocv.io/x/gocv"
+)
+
+// Masking modes of InputSpec.
+const (
+	// MaskCell replaces every pixel outside the segmented cell with the
+	// neutral background: the model never sees the slide's own background,
+	// whose colour differs by laboratory and, in ALL-IDB, by label.
+	MaskCell = "cell"
+	// MaskNone keeps the crop's pixels (the raw-crop comparison).
+	MaskNone = "none"
+)
+
+// Framing modes of InputSpec.
+const (
+	// FrameCell takes a square around the segmented cell, Margin times its
+	// larger side, so the cell fills the same share of the input whatever
+	// the camera's magnification (ALL-IDB's blast and normal slides were
+	// taken at different magnifications: absolute size would be a shortcut).
+	FrameCell = "cell"
+	// FrameCrop takes the whole crop as given.
+	FrameCrop = "crop"
+)
+
+// InputSpec says how a white-cell crop becomes the model's input. It is
+// part of the manifest, so a model file says how it must be fed.
+type InputSpec struct {
+	Size         int     `json:"size"`          // side of the square input, pixels
+	ChannelOrder string  `json:"channel_order"` // order of the tensor's 3 channels: "RGB"
+	Scale        float64 `json:"scale"`         // tensor value = 8-bit value * Scale
+	Masking      string  `json:"masking"`       // MaskCell or MaskNone
+	Framing      string  `json:"framing"`       // FrameCell or FrameCrop
+	Margin       float64 `json:"margin"`        // FrameCell: square side / cell's larger side
+	// Background is the neutral fill outside the cell (R, G, B).
+	Background [3]uint8 `json:"background_rgb"`
+}
+
+// DefaultInputSpec is the compact model's input.
+var DefaultInputSpec = InputSpec{Size: 96, ChannelOrder: "RGB", Scale: 1.0 / 255, Masking: MaskCell,
+	Framing: FrameCell, Margin: 1.2, Background: [3]uint8{128, 128, 128}}
+
+// Limits on the input a model may ask for.
+const (
+	MinInputSide = 8
+	MaxInputSide = 512
+	// minCellShare is the smallest share of the crop a segmented cell may
+	// cover before its outline is distrusted and the whole crop used.
+	minCellShare = 0.01
+)
+
+// Check reports an input spec this code cannot honour.
+func (s InputSpec) Check() error {
+	switch {
+	case s.Size < MinInputSide || s.Size > MaxInputSide:
+		return fmt.Errorf("input size %d outside %d..%d", s.Size, MinInputSide, MaxInputSide)
+	case s.ChannelOrder != "RGB" && s.ChannelOrder != "BGR":
+		return fmt.Errorf("channel order %q (want RGB or BGR)", s.ChannelOrder)
+	case !(s.Scale > 0 && s.Scale <= 1):
+		return fmt.Errorf("scale %v outside (0, 1]", s.Scale)
+	case s.Masking != MaskCell && s.Masking != MaskNone:
+		return fmt.Errorf("masking %q (want %q or %q)", s.Masking, MaskCell, MaskNone)
+	case s.Framing != FrameCell && s.Framing != FrameCrop:
+		return fmt.Errorf("framing %q (want %q or %q)", s.Framing, FrameCell, FrameCrop)
+	case s.Framing == FrameCell && !(s.Margin >= 1 && s.Margin <= 4):
+		return fmt.Errorf("margin %v outside 1..4", s.Margin)
+	}
+	return nil
+}
+
+// needsSegmentation says whether the spec looks at the cell's outline.
+func (s InputSpec) needsSegmentation() bool { return s.Masking == MaskCell || s.Framing == FrameCell }
+
+// Input is one crop prepared for the model.
+type Input struct {
+	// Image is Size x Size 8-bit BGR: exactly what the model is fed, before
+	// the channel order and scale of the spec are applied. Owned by the
+	// caller, who must Close it.
+	Image gocv.Mat
+	// Cell marks the segmented cell in Image (0..255; edges are graded by
+	// the resize). Training uses it to jitter the cell's colours while the
+	// background stays neutral. All 255 when the spec does not segment.
+	Cell []uint8
+	// Fallback is set when no cell outline could be trusted: the whole crop
+	// was used, unmasked; the classifier marks such an answer uncertain.
+	Fallback bool
+}
+
+// Close frees the image.
+func (in *Input) Close() error { return in.Image.Close() }
+
+// PrepareInput turns a white-cell crop (8-bit BGR, as vision.CropCell
+// returns it) into the model's input. It is the one implementation used by
+// both `allscreen prepare` (training data) and Classify (the device).
+func PrepareInput(crop gocv.Mat, spec InputSpec) (Input, error) {
+	if err := spec.Check(); err != nil {
+		return Input{}, fmt.Errorf("prepare input: %w", err)
+	}
+	if crop.Empty() || crop.Type() != gocv.MatTypeCV8UC3 {
+		return Input{}, fmt.Errorf("prepare input: want a non-empty 8-bit 3-channel crop, got type %d, %dx%d", crop.Type(), crop.Cols(), crop.Rows())
+	}
+	if crop.Cols() < vision.MinSide || crop.Rows() < vision.MinSide {
+		return Input{}, fmt.Errorf("prepare input: crop is %dx%d, smaller than %dx%d", crop.Cols(), crop.Rows(), vision.MinSide, vision.MinSide)
+	}
+	w, h := crop.Cols(), crop.Rows()
+	frame := image.Rect(0, 0, w, h)
+	var cell *vision.Mask
+	fallback := false
+	if spec.needsSegmentation() {
+		masks, err := vision.SegmentCell(crop)
+		if err != nil {
+			return Input{}, fmt.Errorf("prepare input: %w", err)
+		}
+		cell = centralComponent(masks.Cell)
+		if cell == nil || cell.W != w || cell.H != h || float64(cell.Area()) < minCellShare*float64(w*h) {
+			cell, fallback = nil, true
+		}
+	}
+	if cell != nil && spec.Framing == FrameCell {
+		frame = squareAround(maskBounds(cell), spec.Margin)
+	}
+	pix, err := framedPixels(crop, frame)
+	if err != nil {
+		return Input{}, fmt.Errorf("prepare input: %w", err)
+	}
+	side := frame.Dx()
+	alpha := make([]uint8, side*side)
+	if cell == nil {
+		for i := range alpha {
+			alpha[i] = 255
+		}
+	} else {
+		for y := 0; y < side; y++ {
+			sy := frame.Min.Y + y
+			if sy < 0 || sy >= h {
+				continue
+			}
+			for x := 0; x < side; x++ {
+				sx := frame.Min.X + x
+				if sx >= 0 && sx < w && cell.Pix[sy*w+sx] != 0 {
+					alpha[y*side+x] = 255
+				}
+			}
+		}
+	}
+	if cell != nil && spec.Masking == MaskCell {
+		bg := [3]uint8{spec.Background[2], spec.Background[1], spec.Background[0]} // BGR
+		for i, a := range alpha {
+			if a == 0 {
+				copy(pix[3*i:3*i+3], bg[:])
+			}
+		}
+	}
+	img, err := resizeSquare(pix, frame.Dx(), frame.Dy(), gocv.MatTypeCV8UC3, spec.Size)
+	if err != nil {
+		return Input{}, fmt.Errorf("prepare input: %w", err)
+	}
+	am, err := resizeSquare(alpha, side, side, gocv.MatTypeCV8U, spec.Size)
+	if err != nil {
+		img.Close()
+		return Input{}, fmt.Errorf("prepare input: %w", err)
+	}
+	defer am.Close()
+	return Input{Image: img, Cell: am.ToBytes(), Fallback: fallback}, nil
+}
+
+// framedPixels copies the frame out of the crop as BGR bytes; parts of the
+// frame outside the crop replicate its border (they are masked anyway when
+// the spec masks).
+func framedPixels(crop gocv.Mat, frame image.Rectangle) ([]uint8, error) {
+	if frame == image.Rect(0, 0, crop.Cols(), crop.Rows()) {
+		return crop.ToBytes(), nil
+	}
+	m, err := vision.CropCell(crop, frame)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	if m.Cols() != frame.Dx() || m.Rows() != frame.Dy() || m.Type() != gocv.MatTypeCV8UC3 {
+		return nil, fmt.Errorf("framed crop is %dx%d type %d, want %dx%d", m.Cols(), m.Rows(), m.Type(), frame.Dx(), frame.Dy())
+	}
+	return m.ToBytes(), nil
+}
+
+// resizeSquare resizes w x h pixels to side x side with area interpolation
+// (a downscale averages, so no stain detail aliases).
+func resizeSquare(pix []uint8, w, h int, mt gocv.MatType, side int) (gocv.Mat, error) {
+	src, err := vision.NewMatCopy(h, w, mt, pix)
+	if err != nil {
+		return gocv.Mat{}, err
+	}
+	defer src.Close()
+	dst := gocv.NewMat()
+	gocv.Resize(src, &dst, image.Pt(side, side), 0, 0, gocv.InterpolationArea)
+	if dst.Cols() != side || dst.Rows() != side {
+		dst.Close()
+		return gocv.Mat{}, fmt.Errorf("resize gave %dx%d, want %dx%d", dst.Cols(), dst.Rows(), side, side)
+	}
+	return dst, nil
+}
+
+// squareAround returns the square centred on r whose side is margin times
+// r's larger side.
+func squareAround(r image.Rectangle, margin float64) image.Rectangle {
+	side := int(math.Ceil(float64(max(r.Dx(), r.Dy())) * margin))
+	side = max(side, 1)
+	cx2, cy2 := r.Min.X+r.Max.X, r.Min.Y+r.Max.Y // twice the centre
+	x0, y0 := (cx2-side)/2, (cy2-side)/2
+	return image.Rect(x0, y0, x0+side, y0+side)
+}
+
+// centralComponent keeps, of a crop's cell mask, the 8-connected component
+// that is the crop's own cell: the one holding the centre, else the one with
+// most pixels in the central quarter. Neighbouring cells cut by the crop's
+// edge are dropped. It returns nil when no component reaches the centre.
+func centralComponent(m *vision.Mask) *vision.Mask {
+	if m == nil || m.W <= 0 || m.H <= 0 || len(m.Pix) != m.W*m.H {
+		return nil
+	}
+	w, h := m.W, m.H
+	label := make([]int32, w*h)
+	var stack []int
+	n := int32(0)
+	central := map[int32]int{}
+	cx0, cx1, cy0, cy1 := w*3/8, w*5/8, h*3/8, h*5/8
+	for start, v := range m.Pix {
+		if v == 0 || label[start] != 0 {
+			continue
+		}
+		n++
+		label[start] = n
+		stack = append(stack[:0], start)
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			x, y := p%w, p/w
+			if x >= cx0 && x < cx1 && y >= cy0 && y < cy1 {
+				central[n]++
+			}
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					nx, ny := x+dx, y+dy
+					if nx < 0 || ny < 0 || nx >= w || ny >= h {
+						continue
+					}
+					q := ny*w + nx
+					if m.Pix[q] != 0 && label[q] == 0 {
+						label[q] = n
+						stack = append(stack, q)
+					}
+				}
+			}
+		}
+	}
+	best := label[(h/2)*w+w/2]
+	if best == 0 {
+		most := 0
+		for l := int32(1); l <= n; l++ {
+			if central[l] > most {
+				best, most = l, central[l]
+			}
+		}
+	}
+	if best == 0 {
+		return nil
+	}
+	out := vision.NewMask(w, h)
+	for i, l := range label {
+		if l == best {
+			out.Pix[i] = 255
+		}
+	}
+	return out
+}
+
+// maskBounds is the smallest rectangle holding every set pixel of m.
+func maskBounds(m *vision.Mask) image.Rectangle {
+	r := image.Rectangle{}
+	for y := 0; y < m.H; y++ {
+		row := m.Pix[y*m.W : (y+1)*m.W]
+		for x, v := range row {
+			if v != 0 {
+				r = r.Union(image.Rect(x, y, x+1, y+1))
+			}
+		}
+	}
+	return r
+}

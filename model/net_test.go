@@ -1,0 +1,482 @@
+package model
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"allscreen/vision"
+
+	"gocv.io/x/gocv"
+)
+
+const tinyManifest = "testdata/tiny.json"
+
+// syntheticCell draws a stained-looking cell (dark purple disc on a pale
+// background) of the given crop side and nucleus radius.
+func syntheticCell(t testing.TB, side, radius int) gocv.Mat {
+	t.Helper()
+	m := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(225, 215, 235, 0), side, side, gocv.MatTypeCV8UC3)
+	gocv.Circle(&m, image.Pt(side/2, side/2), radius*13/10, color.RGBA{R: 200, G: 170, B: 215}, -1)
+	gocv.Circle(&m, image.Pt(side/2, side/2), radius, color.RGBA{R: 95, G: 40, B: 140}, -1)
+	return m
+}
+
+func TestLoadTiny(t *testing.T) {
+	n, err := Load(tinyManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	m := n.Manifest()
+	if m.Task != TaskDetection || m.Input.Size != 16 || len(m.Labels) != 2 || n.pos != 1 {
+		t.Fatalf("unexpected manifest: %+v", m)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.RunPrepared(nil); err == nil {
+		t.Fatal("a closed model ran")
+	}
+}
+
+// parityFixture is written by model/train (fixtures.py for the tiny model,
+// train.py's parity option for shipped ones): inputs and PyTorch's outputs.
+type parityFixture struct {
+	Manifest    string      `json:"manifest"`
+	Inputs      []string    `json:"inputs"`
+	Probs       [][]float64 `json:"probs"`
+	Features    [][]float64 `json:"features"`
+	OODDistance []float64   `json:"ood_distance"`
+}
+
+// checkParity runs a parity fixture through the Go path and requires the
+// probabilities to match PyTorch's within 1e-4.
+func checkParity(t *testing.T, fixture string) {
+	t.Helper()
+	raw, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx parityFixture
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(filepath.Dir(fixture)) // fixtures live in DIR/parity/, paths are relative to DIR
+	n, err := Load(filepath.Join(dir, fx.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var imgs []gocv.Mat
+	for _, in := range fx.Inputs {
+		m := gocv.IMRead(filepath.Join(dir, in), gocv.IMReadColor)
+		if m.Empty() {
+			t.Fatalf("cannot read %s", in)
+		}
+		defer m.Close()
+		imgs = append(imgs, m)
+	}
+	if len(imgs) == 0 || len(fx.Probs) != len(imgs) {
+		t.Fatalf("fixture has %d inputs and %d outputs", len(imgs), len(fx.Probs))
+	}
+	probs, feats, err := n.RunPrepared(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for i := range probs {
+		for j, p := range probs[i] {
+			worst = math.Max(worst, math.Abs(float64(p)-fx.Probs[i][j]))
+		}
+		if o := n.m.Operating.OOD; o != nil && i < len(fx.OODDistance) {
+			if d := o.Distance(feats[i]); math.Abs(d-fx.OODDistance[i]) > 1e-3*math.Max(1, d) {
+				t.Errorf("input %d: OOD distance %v in Go, %v in PyTorch", i, d, fx.OODDistance[i])
+			}
+		}
+	}
+	t.Logf("%s: %d inputs, largest probability difference Go vs PyTorch %.2g", fixture, len(probs), worst)
+	if worst > 1e-4 {
+		t.Fatalf("Go and PyTorch disagree by %.3g (> 1e-4)", worst)
+	}
+}
+
+func TestParityTiny(t *testing.T) { checkParity(t, "testdata/parity/tiny.json") }
+
+// TestParityShipped checks every shipped model against the PyTorch outputs
+// its training run recorded on the CC-BY sample images.
+func TestParityShipped(t *testing.T) {
+	fixtures, _ := filepath.Glob("shipped/parity/*.json")
+	if len(fixtures) == 0 {
+		t.Skip("no shipped parity fixtures")
+	}
+	for _, f := range fixtures {
+		t.Run(filepath.Base(f), func(t *testing.T) { checkParity(t, f) })
+	}
+}
+
+func TestClassify(t *testing.T) {
+	n, err := Load(tinyManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var crops []gocv.Mat
+	for i := 0; i < 2*MaxBatch+3; i++ { // more than one batch
+		crops = append(crops, syntheticCell(t, 40+3*i, 8+i%7))
+	}
+	tiny := gocv.NewMatWithSize(8, 8, gocv.MatTypeCV8UC3)
+	crops = append(crops, tiny, gocv.NewMat())
+	defer func() {
+		for _, c := range crops {
+			c.Close()
+		}
+	}()
+	preds, err := n.Classify(crops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(preds) != len(crops) {
+		t.Fatalf("%d predictions for %d crops", len(preds), len(crops))
+	}
+	op := n.m.Operating
+	for i, p := range preds[:len(preds)-2] {
+		if len(p.Probs) != 2 || math.Abs(float64(p.Probs[0]+p.Probs[1])-1) > 1e-5 || p.Blast != p.Probs[1] {
+			t.Fatalf("crop %d: bad prediction %+v", i, p)
+		}
+		inBand := float64(p.Blast) >= *op.UncertainLow && float64(p.Blast) <= *op.UncertainHigh
+		ood := float64(p.OODDistance) > op.OOD.Threshold
+		if p.Uncertain != (inBand || ood) || p.OutOfDistribution != ood {
+			t.Fatalf("crop %d: uncertain %v for P(blast) %v, OOD distance %v: %+v", i, p.Uncertain, p.Blast, p.OODDistance, p)
+		}
+		if p.Subtype != "" {
+			t.Fatalf("crop %d: subtype without a subtype model", i)
+		}
+	}
+	for _, p := range preds[len(preds)-2:] {
+		if !p.Uncertain || p.Probs != nil || !strings.Contains(p.Reason, "could not be prepared") {
+			t.Fatalf("a bad crop was not reported uncertain: %+v", p)
+		}
+	}
+	// The batched answer must equal the one-by-one answer.
+	one, err := n.Classify(crops[5:6])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(float64(one[0].Blast-preds[5].Blast)) > 1e-6 {
+		t.Fatalf("batch changes the answer: %v alone, %v in a batch", one[0].Blast, preds[5].Blast)
+	}
+	if p, err := n.Classify(nil); err != nil || len(p) != 0 {
+		t.Fatalf("no crops: %v, %v", p, err)
+	}
+}
+
+func TestClassifyConcurrent(t *testing.T) {
+	n, err := Load(tinyManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := syntheticCell(t, 48, 10)
+			defer c.Close()
+			for i := 0; i < 5; i++ {
+				if _, err := n.Classify([]gocv.Mat{c}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// copyModel copies the tiny model into a temporary folder and lets the
+// test damage the copy.
+func copyModel(t *testing.T, editManifest func(m map[string]any), editONNX func([]byte) []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	onnx, err := os.ReadFile("testdata/tiny.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if editONNX != nil {
+		onnx = editONNX(onnx)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tiny.onnx"), onnx, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(tinyManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if editManifest != nil {
+		editManifest(m)
+	}
+	out, _ := json.Marshal(m)
+	p := filepath.Join(dir, "tiny.json")
+	if err := os.WriteFile(p, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadRefusesBadModels(t *testing.T) {
+	rehash := func(m map[string]any, onnx []byte) {
+		m["onnx_sha256"] = sha256Hex(onnx)
+		m["onnx_bytes"] = len(onnx)
+	}
+	garbage := []byte("this is not an onnx file at all, but its hash matches")
+	tests := []struct {
+		name     string
+		path     func(t *testing.T) string
+		wantText string
+	}{
+		{"missing manifest", func(t *testing.T) string { return filepath.Join(t.TempDir(), "none.json") }, "cannot read the manifest"},
+		{"manifest not JSON", func(t *testing.T) string {
+			p := filepath.Join(t.TempDir(), "m.json")
+			os.WriteFile(p, []byte("{\"format\": "), 0o644)
+			return p
+		}, "not valid JSON"},
+		{"missing model file", func(t *testing.T) string {
+			p := copyModel(t, nil, nil)
+			os.Remove(filepath.Join(filepath.Dir(p), "tiny.onnx"))
+			return p
+		}, "cannot read the model file"},
+		{"truncated model", func(t *testing.T) string {
+			return copyModel(t, nil, func(b []byte) []byte { return b[:len(b)/2] })
+		}, "truncated or was replaced"},
+		{"tampered model", func(t *testing.T) string {
+			return copyModel(t, nil, func(b []byte) []byte {
+				c := bytes.Clone(b)
+				c[len(c)-100] ^= 0x40
+				return c
+			})
+		}, "does not match its manifest"},
+		{"not ONNX, hash matches", func(t *testing.T) string {
+			return copyModel(t, func(m map[string]any) { rehash(m, garbage) }, func([]byte) []byte { return garbage })
+		}, "not an ONNX model"},
+		{"truncated ONNX, hash matches", func(t *testing.T) string {
+			var cut []byte
+			return copyModel(t, func(m map[string]any) { rehash(m, cut) }, func(b []byte) []byte { cut = b[:len(b)-37]; return cut })
+		}, "not an ONNX model"},
+		{"wrong output name", func(t *testing.T) string {
+			return copyModel(t, func(m map[string]any) { m["output_name"] = "logits" }, nil)
+		}, "no output \"logits\""},
+		{"other segmentation", func(t *testing.T) string {
+			return copyModel(t, func(m map[string]any) {
+				m["input"].(map[string]any)["masking"] = "cell"
+				m["segmentation_version"] = "some-older-version"
+			}, nil)
+		}, "install a model trained for this version"},
+		{"more labels than outputs", func(t *testing.T) string {
+			return copyModel(t, func(m map[string]any) {
+				m["labels"] = []string{"normal", "blast", "other"}
+				op := m["operating_point"].(map[string]any)
+				delete(op, "ood")
+			}, nil)
+		}, "want 1 x 3"},
+		{"path escape", func(t *testing.T) string {
+			return copyModel(t, func(m map[string]any) { m["onnx"] = "../tiny.onnx" }, nil)
+		}, "plain file name"},
+		{"bad operating point", func(t *testing.T) string {
+			return copyModel(t, func(m map[string]any) { m["operating_point"].(map[string]any)["uncertain_low"] = 0.9 }, nil)
+		}, "operating_point"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := Load(tc.path(t))
+			if err == nil {
+				n.Close()
+				t.Fatal("loaded a bad model")
+			}
+			if !errors.Is(err, ErrBadModel) {
+				t.Errorf("error does not wrap ErrBadModel: %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("error %q does not say %q", err, tc.wantText)
+			}
+		})
+	}
+}
+
+func TestLoadWithSubtype(t *testing.T) {
+	// The tiny model stands in for both stages: as a 2-label subtype model.
+	sub := copyModel(t, func(m map[string]any) {
+		m["task"] = TaskSubtype
+		m["labels"] = []string{"pre-b", "pro-b"}
+		m["operating_point"] = map[string]any{"min_confidence": 0.8}
+	}, nil)
+	// A detection threshold low enough that the random model calls most
+	// synthetic cells blasts, so the subtype path runs.
+	det := copyModel(t, func(m map[string]any) {
+		op := m["operating_point"].(map[string]any)
+		op["blast_threshold"], op["uncertain_low"], op["uncertain_high"] = 0.15, 0.0, 0.15
+	}, nil)
+	n, err := LoadWithSubtype(det, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var crops []gocv.Mat
+	for i := 0; i < 12; i++ {
+		c := syntheticCell(t, 30+5*i, 5+i)
+		defer c.Close()
+		crops = append(crops, c)
+	}
+	preds, err := n.Classify(crops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := 0
+	for i, p := range preds {
+		blast := float64(p.Blast) >= *n.m.Operating.BlastThreshold
+		if blast != (p.Subtype != "") {
+			t.Fatalf("crop %d: P(blast) %v but subtype %q", i, p.Blast, p.Subtype)
+		}
+		if blast {
+			called++
+			if p.Subtype != "pre-b" && p.Subtype != "pro-b" || p.SubtypeProb < 0.5 || p.SubtypeUncertain != (p.SubtypeProb < 0.8) {
+				t.Fatalf("crop %d: bad subtype %+v", i, p)
+			}
+		}
+	}
+	t.Logf("P(blast): %v", blastProbs(preds))
+	if called == 0 || called == len(preds) {
+		t.Fatalf("%d of %d cells called blast: the test needs both kinds", called, len(preds))
+	}
+	if _, err := LoadWithSubtype(sub, ""); err == nil {
+		t.Fatal("a subtype model was accepted as the detection model")
+	}
+	if _, err := LoadWithSubtype(tinyManifest, tinyManifest); err == nil {
+		t.Fatal("a detection model was accepted as the subtype model")
+	}
+}
+
+func TestPrepareInput(t *testing.T) {
+	crop := syntheticCell(t, 120, 20)
+	defer crop.Close()
+	spec := DefaultInputSpec
+	in, err := PrepareInput(crop, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if in.Image.Cols() != spec.Size || in.Image.Rows() != spec.Size || in.Image.Type() != gocv.MatTypeCV8UC3 || len(in.Cell) != spec.Size*spec.Size {
+		t.Fatalf("input %dx%d type %d, mask %d", in.Image.Cols(), in.Image.Rows(), in.Image.Type(), len(in.Cell))
+	}
+	if in.Fallback {
+		t.Fatal("a clear synthetic cell fell back to the whole crop")
+	}
+	// Corners lie outside the cell: they must be the neutral background.
+	pix := in.Image.ToBytes()
+	bg := spec.Background
+	for _, p := range []int{0, spec.Size - 1, spec.Size * (spec.Size - 1), spec.Size*spec.Size - 1} {
+		if pix[3*p] != bg[2] || pix[3*p+1] != bg[1] || pix[3*p+2] != bg[0] || in.Cell[p] != 0 {
+			t.Fatalf("corner pixel %d is %v (mask %d), want the neutral background", p, pix[3*p:3*p+3], in.Cell[p])
+		}
+	}
+	// Framing by the cell: the cell fills the same share of the input
+	// whatever the crop's scale.
+	big := syntheticCell(t, 240, 40)
+	defer big.Close()
+	in2, err := PrepareInput(big, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in2.Close()
+	a1, a2 := maskShare(in.Cell), maskShare(in2.Cell)
+	if math.Abs(a1-a2) > 0.05 {
+		t.Fatalf("cell covers %.2f of one input and %.2f of the same cell at twice the scale", a1, a2)
+	}
+	// A crop with no cell falls back to the whole crop, unmasked.
+	blank := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(200, 200, 200, 0), 64, 64, gocv.MatTypeCV8UC3)
+	defer blank.Close()
+	if in3, err := PrepareInput(blank, spec); err == nil {
+		defer in3.Close()
+		if !in3.Fallback && maskShare(in3.Cell) > 0.99 {
+			t.Fatal("uniform crop neither fell back nor masked")
+		}
+	}
+	// Raw spec needs no segmentation and keeps every pixel.
+	raw := spec
+	raw.Masking, raw.Framing = MaskNone, FrameCrop
+	in4, err := PrepareInput(crop, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in4.Close()
+	if maskShare(in4.Cell) != 1 {
+		t.Fatal("raw input masked something")
+	}
+	for _, bad := range []gocv.Mat{gocv.NewMat(), gocv.NewMatWithSize(8, 8, gocv.MatTypeCV8UC3), gocv.NewMatWithSize(32, 32, gocv.MatTypeCV8U)} {
+		if in, err := PrepareInput(bad, spec); err == nil {
+			in.Close()
+			t.Fatalf("accepted a bad crop of type %d, %dx%d", bad.Type(), bad.Cols(), bad.Rows())
+		}
+		bad.Close()
+	}
+	bs := spec
+	bs.Size = 2
+	if _, err := PrepareInput(crop, bs); err == nil {
+		t.Fatal("accepted a 2-pixel input spec")
+	}
+}
+
+func maskShare(m []uint8) float64 {
+	s := 0.0
+	for _, v := range m {
+		s += float64(v) / 255
+	}
+	return s / float64(len(m))
+}
+
+func TestCentralComponent(t *testing.T) {
+	m := vision.NewMask(20, 20)
+	set := func(x0, y0, x1, y1 int) {
+		for y := y0; y < y1; y++ {
+			for x := x0; x < x1; x++ {
+				m.Pix[y*20+x] = 255
+			}
+		}
+	}
+	set(0, 0, 4, 4)   // a neighbour's corner
+	set(7, 7, 13, 13) // the cell at the centre
+	c := centralComponent(m)
+	if c == nil || c.Area() != 36 || c.Pix[0] != 0 {
+		t.Fatalf("central component wrong: area %v", c.Area())
+	}
+	if centralComponent(vision.NewMask(20, 20)) != nil {
+		t.Fatal("empty mask gave a component")
+	}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func blastProbs(preds []Prediction) []float32 {
+	var out []float32
+	for _, p := range preds {
+		out = append(out, p.Blast)
+	}
+	return out
+}

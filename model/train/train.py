@@ -1,0 +1,566 @@
+#!/usr/bin/python3
+"""Train one classifier on inputs prepared by `allscreen prepare` and export it as ONNX plus manifest.
+
+Python only trains: every input was written by the Go code the device runs (model/input.go), so the model
+sees in training exactly what it sees on the device. The run is described by a JSON config (see
+model/train/README.md); `allscreen eval` writes configs for cross-validation folds, `make model` uses
+model/train/configs/*.json for the shipped models.
+
+    /usr/bin/python3 model/train/train.py CONFIG.json
+
+Deterministic for a seed and a thread count (both recorded in the manifest).
+"""
+import argparse
+import csv
+import datetime
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nets  # noqa: E402
+
+MANIFEST_FORMAT = "allscreen-model/1"
+
+
+# ---------------------------------------------------------------- data
+
+def read_index(d):
+    with open(os.path.join(d, "index.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_spec(d):
+    with open(os.path.join(d, "spec.json")) as f:
+        return json.load(f)
+
+
+class Part:
+    """The rows of one prepared folder that one role (train, val, test) uses, loaded into memory."""
+
+    def __init__(self, cfg, classes):
+        self.dir = cfg["dir"]
+        self.name = cfg.get("name", os.path.basename(os.path.normpath(self.dir)))
+        self.weight = float(cfg.get("weight", 1.0))
+        self.per_epoch = cfg.get("per_epoch")
+        self.spec = read_spec(self.dir)
+        rows = read_index(self.dir)
+        keep_inputs = set(cfg["inputs"]) if cfg.get("inputs") is not None else None
+        keep_groups = set(cfg["groups"]) if cfg.get("groups") is not None else None
+        drop_groups = set(cfg.get("exclude_groups") or [])
+        mapping = cfg.get("map") or {c: c for c in classes}
+        sel = []
+        for r in rows:
+            if keep_inputs is not None and r["input"] not in keep_inputs:
+                continue
+            if keep_groups is not None and r["group"] not in keep_groups:
+                continue
+            if r["group"] in drop_groups:
+                continue
+            cls = mapping.get(r["label"], mapping.get("*"))
+            if cls is None:
+                continue
+            if cls not in classes:
+                raise SystemExit(f"{self.dir}: label {r['label']!r} maps to {cls!r}, not one of {classes}")
+            sel.append((r, classes.index(cls)))
+        self.rows = [r for r, _ in sel]
+        self.y = np.array([c for _, c in sel], dtype=np.int64)
+        n = len(sel)
+        size = self.spec["input"]["size"]
+        self.rgb = np.zeros((n, size, size, 3), np.uint8)
+        self.alpha = np.zeros((n, size, size), np.uint8)
+        for i, r in enumerate(self.rows):
+            im = cv2.imread(os.path.join(self.dir, r["input"]), cv2.IMREAD_UNCHANGED)
+            if im is None or im.shape != (size, size, 4):
+                raise SystemExit(f"{self.dir}/{r['input']}: not a {size}x{size} BGRA model input")
+            self.rgb[i] = im[:, :, 2::-1]
+            self.alpha[i] = im[:, :, 3]
+
+    def __len__(self):
+        return len(self.rows)
+
+
+def hold_out_groups(train_cfgs, classes, fraction, rng):
+    """Move a random fraction of each training part's groups, per label, to validation: a group (one cell and
+    its copies, or one field's cells) stays on one side."""
+    new_train, val = [], []
+    for c in train_cfgs:
+        rows = read_index(c["dir"])
+        keep_groups = set(c["groups"]) if c.get("groups") is not None else None
+        drop = set(c.get("exclude_groups") or [])
+        by_label = {}
+        for r in rows:
+            if (keep_groups is None or r["group"] in keep_groups) and r["group"] not in drop:
+                by_label.setdefault(r["label"], set()).add(r["group"])
+        held = set()
+        for label in sorted(by_label):
+            gs = sorted(by_label[label])
+            k = int(round(len(gs) * fraction))
+            held |= {gs[i] for i in rng.permutation(len(gs))[:k]}
+        t = dict(c)
+        t["exclude_groups"] = sorted(drop | held)
+        v = {k2: v2 for k2, v2 in c.items() if k2 not in ("per_epoch", "weight", "exclude_groups", "groups")}
+        v["groups"] = sorted(held)
+        v["name"] = c.get("name", os.path.basename(os.path.normpath(c["dir"]))) + "-val"
+        new_train.append(t)
+        val.append(v)
+    return new_train, val
+
+
+def check_specs(parts):
+    specs = {json.dumps(p.spec, sort_keys=True) for p in parts if len(p)}
+    if len(specs) != 1:
+        raise SystemExit("prepared folders disagree on the input spec or segmentation version: " + " | ".join(specs))
+    return json.loads(specs.pop())
+
+
+def to_tensor(rgb, alpha, order):
+    x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(255.0)
+    if order == "BGR":
+        x = x.flip(1)
+    a = torch.from_numpy(alpha).unsqueeze(1).float().div(255.0)
+    return x, a
+
+
+# ---------------------------------------------------------------- augmentation (training data only, after the split)
+
+def augment(x, a, bg, g, mode):
+    """x: (B,3,H,W) in [0,1]; a: (B,1,H,W) cell mask in [0,1]; bg: (3,) neutral background; g: torch.Generator.
+
+    paper: a random quarter turn (0/90/180/270) and a random crop (zoom 1.0-1.15), as the paper.
+    full:  paper's, plus flips, a small free rotation, scale 0.85-1.2, shifts, stain jitter in optical
+           density (per-channel gain and offset, channel mixing), brightness, blur and noise.
+    The background stays neutral: colours are jittered on the cell only."""
+    if mode == "none":
+        return x
+    B = x.shape[0]
+    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    k = torch.randint(0, 4, (B,), generator=g).float()
+    ang = k * (math.pi / 2)
+    if mode == "full":
+        ang = ang + (u(B) - 0.5) * (math.pi / 6)
+        scale = 0.85 + u(B) * 0.35
+        flip = torch.where(u(B) < 0.5, -1.0, 1.0)
+        shift = (u(B, 2) - 0.5) * 0.12
+    else:
+        scale = 1.0 + u(B) * 0.15
+        flip = torch.ones(B)
+        shift = (u(B, 2) - 0.5) * 0.1 * (scale.unsqueeze(1) - 1) / 0.15
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.zeros(B, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos * flip, -sin, shift[:, 0]
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin * flip, cos, shift[:, 1]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bgv = bg.view(1, 3, 1, 1)
+    x = F.grid_sample(x - bgv, grid, align_corners=False, padding_mode="zeros") + bgv
+    a = F.grid_sample(a, grid, align_corners=False, padding_mode="zeros")
+    if mode != "full":
+        return x.clamp(0, 1)
+    # stain jitter in optical density: Beer-Lambert makes stain amount multiplicative there
+    od = -torch.log(x.clamp(min=1.0 / 255))
+    mix = torch.eye(3).unsqueeze(0) + (torch.randn(B, 3, 3, generator=g) * 0.05)
+    od = torch.einsum("bij,bjhw->bihw", mix, od)
+    gain = 1.0 + (u(B, 3, 1, 1) - 0.5) * 0.5
+    off = (u(B, 3, 1, 1) - 0.5) * 0.1
+    xc = torch.exp(-(od * gain + off))
+    xc = xc * (0.9 + u(B, 1, 1, 1) * 0.2)
+    # blur a third of the images (focus differs between microscopes)
+    for i in torch.nonzero(u(B) < 0.33).flatten().tolist():
+        s = 0.4 + float(u(1)) * 0.8
+        r = torch.arange(-2, 3).float()
+        k1 = torch.exp(-(r ** 2) / (2 * s * s))
+        k1 = k1 / k1.sum()
+        k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5)
+        xc[i:i + 1] = F.conv2d(F.pad(xc[i:i + 1], (2, 2, 2, 2), mode="replicate"), k2, groups=3)
+    xc = xc + torch.randn(xc.shape, generator=g) * 0.01
+    x = a * xc + (1 - a) * bgv
+    return x.clamp(0, 1)
+
+
+# ---------------------------------------------------------------- training
+
+def predict(net, x, batch=64):
+    net.eval()
+    probs, feats = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits, f = net(x[i:i + batch])
+            probs.append(torch.softmax(logits, 1))
+            feats.append(f)
+    if not probs:
+        return torch.zeros(0), torch.zeros(0)
+    return torch.cat(probs), torch.cat(feats)
+
+
+def class_weights(parts, n_classes):
+    """Per-sample loss weights: each part's classes count equally (times the part's weight), so neither the
+    larger class nor the larger site dominates."""
+    ws = []
+    for p in parts:
+        cnt = np.bincount(p.y, minlength=n_classes).astype(np.float64)
+        present = (cnt > 0).sum()
+        w = np.where(cnt > 0, p.weight / np.maximum(cnt, 1) / max(present, 1), 0.0)
+        ws.append(w[p.y])
+    w = np.concatenate(ws)
+    return torch.from_numpy(w / w.mean()).float()
+
+
+def choose_operating_point(p_pos, y, positive, target_error=0.02):
+    """On validation data: the threshold at which a cell counts as positive (0.5: the classes are balanced
+    in training), and the narrowest band around it outside which the validation error is at most
+    target_error; a cell inside the band is uncertain."""
+    t = 0.5
+    yb = (y == positive)
+    band = 0.45
+    for d in np.arange(0.0, 0.451, 0.01):
+        out = np.abs(p_pos - t) > d
+        if out.sum() == 0:
+            break
+        err = ((p_pos[out] >= t) != yb[out]).mean()
+        if err <= target_error:
+            band = float(d)
+            break
+    inside = np.abs(p_pos - t) <= band
+    return {"blast_threshold": t, "uncertain_low": round(max(0.0, t - band), 4), "uncertain_high": round(min(1.0, t + band), 4),
+            "uncertain_target_error": target_error, "validation_uncertain_share": float(inside.mean()) if len(y) else None,
+            "validation_error_outside_band": float(((p_pos[~inside] >= t) != yb[~inside]).mean()) if (~inside).any() else None}
+
+
+def ood_reference(feat_train, y_train, feat_val, n_classes, quantile=0.99):
+    """Feature-distance out-of-distribution check: the distance of a cell's feature vector to the nearest
+    class centre of the training cells, each dimension scaled by the training spread. The threshold is the
+    99th percentile of the validation cells' distances: an input farther than 99% of unseen in-distribution
+    cells is unlike the training data."""
+    f = feat_train.numpy().astype(np.float64)
+    means = [f[y_train == c].mean(0) if (y_train == c).any() else f.mean(0) for c in range(n_classes)]
+    resid = np.concatenate([f[y_train == c] - means[c] for c in range(n_classes) if (y_train == c).any()])
+    var = resid.var(0) + 1e-6
+    ref = feat_val if feat_val is not None and len(feat_val) else feat_train
+    d = ood_distance(ref.numpy(), means, var)
+    thr = float(np.quantile(d, quantile))
+    return {"kind": "feature-distance", "output": "feature", "class_means": [[round(float(v), 6) for v in m] for m in means],
+            "variance": [round(float(v), 6) for v in var], "threshold": round(thr, 4), "quantile": quantile,
+            "chosen_on": "validation" if feat_val is not None and len(feat_val) else "training"}
+
+
+def ood_distance(f, means, var):
+    f = np.asarray(f, np.float64)
+    d = np.stack([np.sqrt((((f - m) ** 2) / var).mean(1)) for m in means], 1)
+    return d.min(1)
+
+
+def git_version():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        v = subprocess.run(["git", "-C", here, "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True, timeout=10)
+        return v.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_curves(hist, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [h["epoch"] for h in hist]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax[0].plot(ep, [h["train_loss"] for h in hist], label="train")
+    if hist and hist[0].get("val_loss") is not None:
+        ax[0].plot(ep, [h["val_loss"] for h in hist], label="validation")
+    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("loss"); ax[0].legend()
+    ax[1].plot(ep, [h["train_acc"] for h in hist], label="train")
+    if hist and hist[0].get("val_acc") is not None:
+        ax[1].plot(ep, [h["val_acc"] for h in hist], label="validation")
+    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("accuracy"); ax[1].set_ylim(0, 1.01); ax[1].legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def expand_paper(parts):
+    """The paper's protocol: every image becomes five copies (itself, three quarter turns, a central crop)
+    BEFORE any split. Returns a list of (part index, row index, copy id)."""
+    return [(pi, ri, c) for pi, p in enumerate(parts) for ri in range(len(p)) for c in range(5)]
+
+
+def copy_of(rgb, alpha, c):
+    if c < 4:
+        return np.ascontiguousarray(np.rot90(rgb, c)), np.ascontiguousarray(np.rot90(alpha, c))
+    s = rgb.shape[0]
+    m = s // 14
+    r = cv2.resize(rgb[m:s - m, m:s - m], (s, s), interpolation=cv2.INTER_AREA)
+    a = cv2.resize(alpha[m:s - m, m:s - m], (s, s), interpolation=cv2.INTER_AREA)
+    return r, a
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    args = ap.parse_args()
+    with open(args.config) as f:
+        cfg = json.load(f)
+    t_start = time.time()
+    threads = int(cfg.get("threads", 2))
+    torch.set_num_threads(threads)
+    seed = int(cfg.get("seed", 1))
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.use_deterministic_algorithms(True)
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    classes = cfg["classes"]
+    positive = cfg.get("positive")
+    arch = cfg.get("arch", "compact")
+    out_dir = cfg["out"]
+    name = cfg.get("name", "model")
+    os.makedirs(out_dir, exist_ok=True)
+    log = open(os.path.join(out_dir, name + ".log"), "w")
+
+    def say(msg):
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    train_cfgs, val_cfgs = cfg["train"], list(cfg.get("val", []))
+    if cfg.get("val_fraction"):
+        train_cfgs, extra = hold_out_groups(train_cfgs, classes, float(cfg["val_fraction"]), rng)
+        val_cfgs += extra
+    train_parts = [Part(c, classes) for c in train_cfgs]
+    val_parts = [Part(c, classes) for c in val_cfgs]
+    test_parts = [Part(c, classes) for c in cfg.get("test", [])]
+    spec = check_specs(train_parts + val_parts + test_parts)
+    inp = spec["input"]
+    size, order = inp["size"], inp["channel_order"]
+    bg = torch.tensor(inp["background_rgb"], dtype=torch.float32) / 255.0
+    if order == "BGR":
+        bg = bg.flip(0)
+    net_cls = nets.ARCHS[arch]
+    if net_cls.input_size != size:
+        raise SystemExit(f"architecture {arch} takes {net_cls.input_size}x{net_cls.input_size} inputs; these are {size}x{size} (prepare with --size {net_cls.input_size})")
+    protocol = cfg.get("protocol", "split-then-augment")
+
+    def cat(parts):
+        if not parts:
+            return torch.zeros(0, 3, size, size), torch.zeros(0, 1, size, size), np.zeros(0, np.int64)
+        xs, as_ = zip(*[to_tensor(p.rgb, p.alpha, order) for p in parts])
+        return torch.cat(xs), torch.cat(as_), np.concatenate([p.y for p in parts])
+
+    if protocol == "augment-then-split":
+        # The paper's leaking protocol, reproduced on purpose for the comparison: copies first, then a random
+        # split of the copies into folds, so copies of one test image sit in training.
+        copies = expand_paper(train_parts)
+        order_ = rng.permutation(len(copies))
+        k, nf = int(cfg["fold"]), int(cfg.get("folds", 5))
+        test_idx = [copies[i] for j, i in enumerate(order_) if j % nf == k]
+        rest = [copies[i] for j, i in enumerate(order_) if j % nf != k]
+        nval = len(rest) // 10
+        val_idx, tr_idx = rest[:nval], rest[nval:]
+
+        def build(idx):
+            rgb = np.stack([copy_of(train_parts[p].rgb[r], train_parts[p].alpha[r], c)[0] for p, r, c in idx])
+            al = np.stack([copy_of(train_parts[p].rgb[r], train_parts[p].alpha[r], c)[1] for p, r, c in idx])
+            x, a = to_tensor(rgb, al, order)
+            return x, a, np.array([train_parts[p].y[r] for p, r, c in idx])
+        xtr, atr, ytr = build(tr_idx)
+        xva, ava, yva = build(val_idx)
+        xte, ate, yte = build(test_idx)
+        test_meta = [(train_parts[p].name, train_parts[p].rows[r], c) for p, r, c in test_idx]
+        wtr = class_weights([type("P", (), {"y": ytr, "weight": 1.0})()], len(classes))
+        aug_mode = "none"
+        per_epoch_plan = None
+    else:
+        xtr, atr, ytr = cat(train_parts)
+        xva, ava, yva = cat(val_parts)
+        xte, ate, yte = cat(test_parts)
+        test_meta = [(p.name, r, 0) for p in test_parts for r in p.rows]
+        wtr = class_weights(train_parts, len(classes))
+        aug_mode = cfg.get("augment", "full")
+        # parts with per_epoch draw that many samples each epoch (a large site must not swamp the others)
+        offsets = np.cumsum([0] + [len(p) for p in train_parts])
+        per_epoch_plan = [(offsets[i], len(p), p.per_epoch) for i, p in enumerate(train_parts)]
+
+    if len(xtr) == 0:
+        raise SystemExit("no training inputs selected")
+    net = net_cls(n_classes=len(classes))
+    say(f"{name}: {arch} ({nets.n_params(net):,} parameters), {size}x{size}, {len(xtr)} training / {len(xva)} validation / "
+        f"{len(xte)} test inputs, classes {classes}, augment {aug_mode}, protocol {protocol}, seed {seed}, threads {threads}")
+    lr = float(cfg.get("lr", 1e-3))
+    wd = float(cfg.get("weight_decay", 1e-4))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=wd)
+    epochs = int(cfg.get("epochs", 30))
+    patience = int(cfg.get("patience", 8))
+    batch = int(cfg.get("batch", 32))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    hist = []
+    best = (float("inf"), None, 0)
+    for ep in range(1, epochs + 1):
+        t0 = time.time()
+        net.train()
+        if per_epoch_plan is None:
+            idx = torch.randperm(len(xtr), generator=g)
+        else:
+            chunks = []
+            for off, n, pe in per_epoch_plan:
+                if pe is None or pe >= n:
+                    chunks.append(off + torch.randperm(n, generator=g))
+                else:
+                    chunks.append(off + torch.randperm(n, generator=g)[:int(pe)])
+            idx = torch.cat(chunks)
+            idx = idx[torch.randperm(len(idx), generator=g)]
+        tl, tc, tn = 0.0, 0, 0
+        for i in range(0, len(idx), batch):
+            b = idx[i:i + batch]
+            if len(b) < 2:
+                continue
+            xb = augment(xtr[b], atr[b], bg, g, aug_mode)
+            yb = torch.from_numpy(ytr[b.numpy()])
+            logits, _ = net(xb)
+            loss = (F.cross_entropy(logits, yb, reduction="none") * wtr[b]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tl += float(loss) * len(b)
+            tc += int((logits.argmax(1) == yb).sum())
+            tn += len(b)
+        sched.step()
+        h = {"epoch": ep, "train_loss": tl / max(tn, 1), "train_acc": tc / max(tn, 1), "seconds": round(time.time() - t0, 1)}
+        if len(xva):
+            pv, _ = predict(net, xva)
+            yv = torch.from_numpy(yva)
+            h["val_loss"] = float(F.nll_loss(torch.log(pv.clamp(min=1e-7)), yv))
+            h["val_acc"] = float((pv.argmax(1) == yv).float().mean())
+            if h["val_loss"] < best[0] - 1e-4:
+                best = (h["val_loss"], {k: v.clone() for k, v in net.state_dict().items()}, ep)
+        hist.append(h)
+        say(f"epoch {ep:3d}/{epochs}  train loss {h['train_loss']:.4f} acc {h['train_acc']:.3f}" +
+            (f"  val loss {h['val_loss']:.4f} acc {h['val_acc']:.3f}" if len(xva) else "") + f"  ({h['seconds']} s)")
+        if len(xva) and ep - best[2] >= patience and ep < epochs:
+            say(f"early stop: validation loss has not improved for {patience} epochs; keeping epoch {best[2]}")
+            break
+    if best[1] is not None:
+        net.load_state_dict(best[1])
+    kept_epoch = best[2] if best[1] is not None else len(hist)
+
+    # operating point and OOD reference, on validation data (never test data)
+    ptr, ftr = predict(net, xtr)
+    pva, fva = predict(net, xva)
+    pos = classes.index(positive) if positive in classes else None
+    op = {}
+    if len(xva):
+        if pos is not None and len(classes) == 2:
+            op = choose_operating_point(pva[:, pos].numpy(), yva, pos)
+        else:
+            op = choose_multiclass_point(pva.numpy(), yva)
+        op["chosen_on"] = "validation"
+    else:
+        op = {"blast_threshold": 0.5, "uncertain_low": 0.3, "uncertain_high": 0.7, "chosen_on": "defaults (no validation data)"} if pos is not None else {"min_confidence": 0.5, "chosen_on": "defaults (no validation data)"}
+    op["ood"] = ood_reference(ftr, ytr, fva if len(xva) else None, len(classes))
+
+    # export
+    onnx_path = os.path.join(out_dir, name + ".onnx")
+    net.eval()
+    exp = nets.Exported(net).eval()
+    dummy = torch.zeros(1, 3, size, size)
+    torch.onnx.export(exp, dummy, onnx_path, opset_version=13, input_names=["input"], output_names=["prob", "feature"],
+                      dynamic_axes={"input": {0: "batch"}, "prob": {0: "batch"}, "feature": {0: "batch"}})
+    curves = name + "-curves.png"
+    save_curves(hist, os.path.join(out_dir, curves), cfg.get("title", f"{name}: {arch}, seed {seed}"))
+
+    # predictions on the test part (the Go evaluation is the one reported; these serve the paper protocol)
+    if len(xte):
+        pte, fte = predict(net, xte)
+        dte = ood_distance(fte.numpy(), [np.array(m) for m in op["ood"]["class_means"]], np.array(op["ood"]["variance"]))
+        with open(os.path.join(out_dir, name + "-predictions.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["set", "input", "group", "copy", "label", "class"] + [f"p_{c}" for c in classes] + ["ood_distance"])
+            for (pname, r, c), yi, pr, di in zip(test_meta, yte, pte.numpy(), dte):
+                w.writerow([pname, r["input"], r["group"], c, r["label"], classes[yi]] + [f"{v:.6f}" for v in pr] + [f"{di:.4f}"])
+
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "task": cfg.get("task", "detection"),
+        "provisional": bool(cfg.get("provisional", False)),
+        "description": cfg.get("description", ""),
+        "architecture": arch,
+        "parameters": nets.n_params(net),
+        "onnx": name + ".onnx",
+        "onnx_sha256": sha256(onnx_path),
+        "onnx_bytes": os.path.getsize(onnx_path),
+        "opset": 13,
+        "input_name": "input",
+        "output_name": "prob",
+        "feature_name": "feature",
+        "labels": classes,
+        "positive_label": positive,
+        "input": inp,
+        "segmentation_version": spec["segmentation_version"],
+        "operating_point": op,
+        "training": {
+            "data": [{"dir": os.path.relpath(p.dir, cfg.get("relative_to", os.getcwd())), "name": p.name, "inputs": len(p),
+                      "per_class": {classes[c]: int((p.y == c).sum()) for c in range(len(classes))}, "per_epoch": p.per_epoch,
+                      "weight": p.weight} for p in train_parts],
+            "validation": [{"name": p.name, "inputs": len(p)} for p in val_parts],
+            "split": cfg.get("split", ""),
+            "protocol": protocol,
+            "augment": aug_mode,
+            "seed": seed,
+            "threads": threads,
+            "epochs_run": len(hist),
+            "epoch_kept": kept_epoch,
+            "optimizer": f"Adam lr {lr} weight decay (L2) {wd}, cosine schedule, batch {batch}",
+            "early_stopping": f"validation loss, patience {patience}" if len(xva) else "none (no validation data)",
+            "seconds": round(time.time() - t_start, 1),
+            "curves": curves,
+            "history": hist,
+        },
+        "metrics": cfg.get("metrics", {}),
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "code_version": git_version(),
+    }
+    if len(xva):
+        yv = yva
+        manifest["validation_accuracy"] = float((pva.argmax(1).numpy() == yv).mean())
+    with open(os.path.join(out_dir, name + ".json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    say(f"wrote {onnx_path} ({manifest['onnx_bytes']:,} bytes) and {name}.json in {manifest['training']['seconds']} s")
+
+
+def choose_multiclass_point(probs, y, target_error=0.05):
+    """Subtype models: the smallest top-probability below which a cell's subtype is withheld as uncertain,
+    such that the validation error above it is at most target_error (capped at 0.9)."""
+    top = probs.max(1)
+    pred = probs.argmax(1)
+    thr = 0.9
+    for t in np.arange(0.0, 0.901, 0.01):
+        keep = top >= t
+        if keep.sum() == 0:
+            break
+        if (pred[keep] != y[keep]).mean() <= target_error:
+            thr = float(t)
+            break
+    return {"min_confidence": round(thr, 4), "uncertain_target_error": target_error,
+            "validation_uncertain_share": float((top < thr).mean())}
+
+
+if __name__ == "__main__":
+    main()
