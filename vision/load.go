@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/jpeg" // register decoders for DecodeConfig (header only)
 	_ "image/png"
 	"io"
+	"io/fs"
 	"os"
 
 	"gocv.io/x/gocv"
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
 // Limits on images accepted from outside. They are checked from the file
@@ -38,20 +40,25 @@ var ErrBadImage = errors.New("not a usable image")
 // tiny or huge files give an error naming the file, never a crash.
 func LoadImage(path string) (gocv.Mat, error) {
 	st, err := os.Stat(path)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return gocv.Mat{}, fmt.Errorf("%s: no such file", path)
+	case errors.Is(err, fs.ErrPermission):
+		return gocv.Mat{}, fmt.Errorf("%s: permission denied", path)
+	case err != nil:
 		return gocv.Mat{}, fmt.Errorf("%s: %w", path, err)
-	}
-	if st.IsDir() {
-		return gocv.Mat{}, fmt.Errorf("%s: is a directory: %w", path, ErrBadImage)
-	}
-	if !st.Mode().IsRegular() {
+	case st.IsDir():
+		return gocv.Mat{}, fmt.Errorf("%s: is a directory, not an image file: %w", path, ErrBadImage)
+	case !st.Mode().IsRegular():
 		return gocv.Mat{}, fmt.Errorf("%s: not a regular file: %w", path, ErrBadImage)
-	}
-	if st.Size() > MaxFileBytes {
+	case st.Size() > MaxFileBytes:
 		return gocv.Mat{}, fmt.Errorf("%s: file is %d bytes, more than the %d accepted: %w", path, st.Size(), MaxFileBytes, ErrBadImage)
 	}
 	f, err := os.Open(path)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return gocv.Mat{}, fmt.Errorf("%s: permission denied", path)
+		}
 		return gocv.Mat{}, fmt.Errorf("%s: %w", path, err)
 	}
 	defer f.Close()
@@ -68,6 +75,13 @@ func LoadImage(path string) (gocv.Mat, error) {
 
 // DecodeImage decodes an encoded PNG, JPEG, BMP or TIFF image into an 8-bit
 // BGR Mat, with the same checks as LoadImage.
+//
+// JPEG and PNG go to OpenCV (libjpeg-turbo and libpng: fast, and they report
+// damage instead of crashing); BMP and TIFF are decoded by Go's own
+// memory-safe decoders, because OpenCV's are rarely exercised and libtiff
+// accepts far more layouts than a microscope ever writes. The EXIF
+// orientation of a JPEG is ignored: a field has no up, and the pixel grid
+// must match the header the size checks read.
 func DecodeImage(data []byte) (gocv.Mat, error) {
 	if len(data) == 0 {
 		return gocv.Mat{}, fmt.Errorf("empty file: %w", ErrBadImage)
@@ -75,8 +89,11 @@ func DecodeImage(data []byte) (gocv.Mat, error) {
 	if len(data) > MaxFileBytes {
 		return gocv.Mat{}, fmt.Errorf("file is larger than %d bytes: %w", MaxFileBytes, ErrBadImage)
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	cfg, format, err := decodeConfig(data)
 	if err != nil {
+		if f := sniffFormat(data); f != "" {
+			return gocv.Mat{}, fmt.Errorf("%s file is truncated or damaged: its header cannot be read (%v): %w", f, err, ErrBadImage)
+		}
 		return gocv.Mat{}, fmt.Errorf("not a PNG, JPEG, BMP or TIFF image (%v): %w", err, ErrBadImage)
 	}
 	if err := checkSize(cfg.Width, cfg.Height); err != nil {
@@ -85,9 +102,18 @@ func DecodeImage(data []byte) (gocv.Mat, error) {
 	if err := checkComplete(format, data); err != nil {
 		return gocv.Mat{}, err
 	}
-	m, err := gocv.IMDecode(data, gocv.IMReadColor)
-	if err != nil {
-		return gocv.Mat{}, fmt.Errorf("decode %s: %v: %w", format, err, ErrBadImage)
+	var m gocv.Mat
+	switch format {
+	case "jpeg", "png":
+		m, err = gocv.IMDecode(data, gocv.IMReadColor|gocv.IMReadIgnoreOrientation)
+		if err != nil {
+			return gocv.Mat{}, fmt.Errorf("decode %s: %v: %w", format, err, ErrBadImage)
+		}
+	default:
+		m, err = decodeInGo(format, data)
+		if err != nil {
+			return gocv.Mat{}, err
+		}
 	}
 	if m.Empty() {
 		m.Close()
@@ -99,6 +125,107 @@ func DecodeImage(data []byte) (gocv.Mat, error) {
 		return gocv.Mat{}, fmt.Errorf("%s header says %dx%d but decoder gave %s: %w", format, cfg.Width, cfg.Height, got, ErrBadImage)
 	}
 	return m, nil
+}
+
+// decodeConfig reads only the header, and only of the four formats this
+// package decodes: image.DecodeConfig would also answer for any format
+// another package registered (GIF, WebP), which OpenCV then cannot decode.
+func decodeConfig(data []byte) (cfg image.Config, format string, err error) {
+	defer func() {
+		if p := recover(); p != nil { // a decoder bug must not take the appliance down
+			cfg, format, err = image.Config{}, "", fmt.Errorf("header decoder failed: %v", p)
+		}
+	}()
+	cfg, format, err = image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return image.Config{}, "", err
+	}
+	switch format {
+	case "jpeg", "png", "bmp", "tiff":
+		return cfg, format, nil
+	}
+	return image.Config{}, "", fmt.Errorf("%s images are not accepted", format)
+}
+
+// sniffFormat names the format its magic bytes claim, for error messages
+// about files that start right but cannot be read.
+func sniffFormat(data []byte) string {
+	switch {
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		return "PNG"
+	case bytes.HasPrefix(data, []byte{0xFF, 0xD8, 0xFF}):
+		return "JPEG"
+	case bytes.HasPrefix(data, []byte("II*\x00")), bytes.HasPrefix(data, []byte("MM\x00*")):
+		return "TIFF"
+	case bytes.HasPrefix(data, []byte("BM")) && len(data) >= 14:
+		return "BMP"
+	}
+	return ""
+}
+
+// decodeInGo decodes BMP and TIFF with Go's decoders and converts to BGR.
+func decodeInGo(format string, data []byte) (m gocv.Mat, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m, err = gocv.Mat{}, fmt.Errorf("%s image is damaged and could not be decoded (%v): %w", format, p, ErrBadImage)
+		}
+	}()
+	var img image.Image
+	switch format {
+	case "bmp":
+		img, err = bmp.Decode(bytes.NewReader(data))
+	case "tiff":
+		img, err = tiff.Decode(bytes.NewReader(data))
+	default:
+		return gocv.Mat{}, fmt.Errorf("%s images are not accepted: %w", format, ErrBadImage)
+	}
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("%s image is damaged and could not be decoded (%v): %w", format, err, ErrBadImage)
+	}
+	b := img.Bounds()
+	if err := checkSize(b.Dx(), b.Dy()); err != nil {
+		return gocv.Mat{}, err
+	}
+	return NewMatCopy(b.Dy(), b.Dx(), gocv.MatTypeCV8UC3, imageBGR(img))
+}
+
+// imageBGR returns the pixels of img as 8-bit BGR, row-major. 16-bit
+// samples keep their high byte; alpha is dropped without compositing, as
+// OpenCV's IMReadColor does.
+func imageBGR(img image.Image) []byte {
+	b := img.Bounds()
+	out := make([]byte, 0, 3*b.Dx()*b.Dy())
+	switch im := img.(type) {
+	case *image.NRGBA:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := im.Pix[im.PixOffset(b.Min.X, y):]
+			for x := 0; x < b.Dx(); x++ {
+				out = append(out, row[4*x+2], row[4*x+1], row[4*x])
+			}
+		}
+	case *image.RGBA:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := im.Pix[im.PixOffset(b.Min.X, y):]
+			for x := 0; x < b.Dx(); x++ {
+				out = append(out, row[4*x+2], row[4*x+1], row[4*x])
+			}
+		}
+	case *image.Gray:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := im.Pix[im.PixOffset(b.Min.X, y):]
+			for x := 0; x < b.Dx(); x++ {
+				out = append(out, row[x], row[x], row[x])
+			}
+		}
+	default:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				c := color.NRGBA64Model.Convert(img.At(x, y)).(color.NRGBA64)
+				out = append(out, byte(c.B>>8), byte(c.G>>8), byte(c.R>>8))
+			}
+		}
+	}
+	return out
 }
 
 func checkSize(w, h int) error {
@@ -118,7 +245,8 @@ func checkComplete(format string, data []byte) error {
 	case "jpeg":
 		// Entropy-coded data byte-stuffs 0xFF, so 0xFFD9 after the last
 		// start-of-scan can only be the real end-of-image marker (an EXIF
-		// thumbnail's own markers come before the main scan).
+		// thumbnail's own markers come before the main scan). A progressive
+		// JPEG has several scans; the last one decides.
 		sos := bytes.LastIndex(data, []byte{0xFF, 0xDA})
 		if sos < 0 || bytes.LastIndex(data, []byte{0xFF, 0xD9}) < sos {
 			return fmt.Errorf("JPEG file is truncated (no end-of-image marker): %w", ErrBadImage)
