@@ -1,0 +1,354 @@
+// Package config reads the appliance's one configuration file,
+// /etc/allscreen/allscreen.toml. Every setting has a default, so an empty
+// file (or none) is a working configuration; an unknown key, a value of the
+// wrong type or out of range is an error that names the key and its line.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// DefaultPath is where the packaged service reads its configuration.
+const DefaultPath = "/etc/allscreen/allscreen.toml"
+
+// MaxBytes bounds the file: a config is a page of text.
+const MaxBytes = 1 << 20
+
+// Duration is a time.Duration written as "30ms", "1.5s" in the file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write e.g. \"30ms\" or \"1.5s\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole configuration. The toml tags are the file's keys.
+type Config struct {
+	Camera    Camera    `toml:"camera"`
+	Button    Button    `toml:"button"`
+	Lights    Lights    `toml:"lights"`
+	Display   Display   `toml:"display"`
+	Model     Model     `toml:"model"`
+	Storage   Storage   `toml:"storage"`
+	Screening Screening `toml:"screening"`
+	Daemon    Daemon    `toml:"daemon"`
+}
+
+// Camera says where fields come from.
+type Camera struct {
+	// Source: "usb" (a V4L2 microscope), "folder" (images in Path, for
+	// the simulator and demos) or "sequence" (a printf pattern in Path).
+	Source string `toml:"source"`
+	Device int    `toml:"device"` // /dev/videoN for "usb"
+	Width  int    `toml:"width"`
+	Height int    `toml:"height"`
+	// Discard: queued frames dropped so a field is taken after the press.
+	Discard int    `toml:"discard"`
+	Path    string `toml:"path"`
+}
+
+// Button is the capture button.
+type Button struct {
+	Pin       string   `toml:"pin"` // periph name, e.g. "GPIO17"
+	ActiveLow bool     `toml:"active_low"`
+	Debounce  Duration `toml:"debounce"`
+	LongPress Duration `toml:"long_press"`
+}
+
+// Lights are the three LEDs' pins; "" means not fitted.
+type Lights struct {
+	Green string `toml:"green"`
+	Amber string `toml:"amber"`
+	Red   string `toml:"red"`
+}
+
+// Display is the text display.
+type Display struct {
+	Kind    string `toml:"kind"` // "ssd1306", "hd44780" or "none"
+	Bus     string `toml:"bus"`  // I2C bus name for periph, "1" on a Pi
+	Address int    `toml:"address"`
+}
+
+// Model names the classifier.
+type Model struct {
+	Manifest        string `toml:"manifest"`
+	SubtypeManifest string `toml:"subtype_manifest"`
+}
+
+// Storage is where results live.
+type Storage struct {
+	StateDir string `toml:"state_dir"`
+	// MinFreeMB: below this much free space the self-test fails (a field
+	// with its crops is a few MB).
+	MinFreeMB int `toml:"min_free_mb"`
+}
+
+// Screening holds the verdict rule's configurable part (the per-cell
+// thresholds come from the model's manifest).
+type Screening struct {
+	MinWhiteCells                int     `toml:"min_white_cells"`
+	ReferAlpha                   float64 `toml:"refer_alpha"`
+	ReferBlasts                  int     `toml:"refer_blasts"`
+	MaxUncertainFraction         float64 `toml:"max_uncertain_fraction"`
+	MaxOutOfDistributionFraction float64 `toml:"max_out_of_distribution_fraction"`
+}
+
+// Daemon is the service's own behaviour.
+type Daemon struct {
+	// Retry: how often a failed self-test check is tried again.
+	Retry Duration `toml:"retry"`
+	// LogLevel: "debug", "info", "warn" or "error".
+	LogLevel string `toml:"log_level"`
+}
+
+// Default returns the configuration used for anything the file leaves out.
+// The screening defaults match screening.DefaultRuleConfig (a test checks).
+func Default() Config {
+	return Config{
+		Camera:  Camera{Source: "usb", Device: 0, Width: 2592, Height: 1944, Discard: 2},
+		Button:  Button{Pin: "GPIO17", ActiveLow: true, Debounce: Duration{30 * time.Millisecond}, LongPress: Duration{1500 * time.Millisecond}},
+		Lights:  Lights{Green: "GPIO5", Amber: "GPIO6", Red: "GPIO13"},
+		Display: Display{Kind: "ssd1306", Bus: "1", Address: 0},
+		Model:   Model{Manifest: "/usr/share/allscreen/model/detect.json"},
+		Storage: Storage{StateDir: "/var/lib/allscreen", MinFreeMB: 200},
+		Screening: Screening{MinWhiteCells: 100, ReferAlpha: 0.01, ReferBlasts: 2,
+			MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.10},
+		Daemon: Daemon{Retry: Duration{5 * time.Second}, LogLevel: "info"},
+	}
+}
+
+// Error is a configuration error at a place in the file.
+type Error struct {
+	File string
+	Line int    // 0 when not known (the key is absent, so a default or flag)
+	Key  string // dotted, e.g. "camera.width"
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": %s", e.Key)
+	}
+	fmt.Fprintf(&b, ": %s", e.Msg)
+	return b.String()
+}
+
+// Load reads path. A missing file is not an error (the defaults apply) when
+// optional is true: the packaged service always has one, a developer's
+// machine may not.
+func Load(path string, optional bool) (Config, []byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && optional {
+		return Default(), nil, nil
+	}
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(path, data)
+	return c, data, err
+}
+
+// Parse decodes a configuration file's contents over the defaults and
+// validates the result. name is used in errors.
+func Parse(name string, data []byte) (Config, error) {
+	c := Default()
+	if len(data) > MaxBytes {
+		return Config{}, &Error{File: name, Msg: fmt.Sprintf("file is %d bytes; a configuration is at most %d", len(data), MaxBytes)}
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, decodeError(name, err)
+	}
+	if err := c.Validate(); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.File = name
+			ce.Line = keyLine(data, ce.Key)
+		}
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func decodeError(name string, err error) error {
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) && len(sm.Errors) > 0 {
+		// Report the first unknown key; a person fixes one at a time.
+		e := sm.Errors[0]
+		row, _ := e.Position()
+		key := strings.Join(e.Key(), ".")
+		return &Error{File: name, Line: row, Key: key, Msg: "unknown key (misspelt, or in the wrong [section]?)"}
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		// go-toml names Go types ("struct field ... of type int"): say it
+		// in the file's terms.
+		if strings.Contains(msg, "cannot decode TOML") {
+			msg = "wrong type of value: " + tomlTypeHint(msg)
+		}
+		return &Error{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: msg}
+	}
+	return &Error{File: name, Msg: err.Error()}
+}
+
+func tomlTypeHint(msg string) string {
+	switch {
+	case strings.HasSuffix(msg, "of type int"):
+		return "want a whole number"
+	case strings.HasSuffix(msg, "of type float64"):
+		return "want a number"
+	case strings.HasSuffix(msg, "of type bool"):
+		return "want true or false"
+	case strings.HasSuffix(msg, "of type string"):
+		return "want a quoted string"
+	}
+	return "see the default configuration for the expected form"
+}
+
+// keyLine finds the line of a dotted key in a TOML document, or 0. It uses
+// go-toml's parser so tables, dotted keys and comments are handled as the
+// decoder sees them.
+func keyLine(data []byte, dotted string) int {
+	if dotted == "" {
+		return 0
+	}
+	p := unstable.Parser{}
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyParts(e.Key())
+		case unstable.KeyValue:
+			k := append(append([]string(nil), table...), keyParts(e.Key())...)
+			if strings.Join(k, ".") == dotted {
+				it := e.Key()
+				it.Next()
+				return p.Shape(it.Node().Raw).Start.Line
+			}
+		}
+	}
+	return 0
+}
+
+func keyParts(it unstable.Iterator) []string {
+	var out []string
+	for it.Next() {
+		out = append(out, string(it.Node().Data))
+	}
+	return out
+}
+
+// Validate checks every value; the error names the key.
+func (c Config) Validate() error {
+	bad := func(key, format string, a ...any) error {
+		return &Error{Key: key, Msg: fmt.Sprintf(format, a...)}
+	}
+	switch c.Camera.Source {
+	case "usb":
+		if c.Camera.Device < 0 {
+			return bad("camera.device", "must be 0 or more (the N of /dev/videoN)")
+		}
+	case "folder", "sequence":
+		if c.Camera.Path == "" {
+			return bad("camera.path", "camera.source %q needs a path", c.Camera.Source)
+		}
+	default:
+		return bad("camera.source", "%q is not one of usb, folder, sequence", c.Camera.Source)
+	}
+	if c.Camera.Width < 0 || c.Camera.Width > 16384 {
+		return bad("camera.width", "%d is outside 0..16384", c.Camera.Width)
+	}
+	if c.Camera.Height < 0 || c.Camera.Height > 16384 {
+		return bad("camera.height", "%d is outside 0..16384", c.Camera.Height)
+	}
+	if c.Camera.Discard < 0 || c.Camera.Discard > 30 {
+		return bad("camera.discard", "%d is outside 0..30", c.Camera.Discard)
+	}
+	if c.Button.Debounce.Duration > time.Second {
+		return bad("button.debounce", "%v is longer than a second: presses would be lost", c.Button.Debounce)
+	}
+	if c.Button.LongPress.Duration <= c.Button.Debounce.Duration || c.Button.LongPress.Duration > 10*time.Second {
+		return bad("button.long_press", "%v must be longer than button.debounce and at most 10s", c.Button.LongPress)
+	}
+	switch c.Display.Kind {
+	case "ssd1306", "hd44780", "none":
+	default:
+		return bad("display.kind", "%q is not one of ssd1306, hd44780, none", c.Display.Kind)
+	}
+	if c.Display.Address < 0 || c.Display.Address > 0x7f {
+		return bad("display.address", "%#x is not a 7-bit I2C address (0 means the display's usual one)", c.Display.Address)
+	}
+	if c.Model.Manifest == "" {
+		return bad("model.manifest", "is required: the path of the detection model's manifest")
+	}
+	if c.Storage.StateDir == "" {
+		return bad("storage.state_dir", "is required")
+	}
+	if c.Storage.MinFreeMB < 0 {
+		return bad("storage.min_free_mb", "must be 0 or more")
+	}
+	s := c.Screening
+	switch {
+	case s.MinWhiteCells < 1:
+		return bad("screening.min_white_cells", "must be at least 1")
+	case !(s.ReferAlpha > 0 && s.ReferAlpha < 1):
+		return bad("screening.refer_alpha", "%v must lie strictly between 0 and 1", s.ReferAlpha)
+	case s.ReferBlasts < 1:
+		return bad("screening.refer_blasts", "must be at least 1")
+	case !(s.MaxUncertainFraction >= 0 && s.MaxUncertainFraction <= 1):
+		return bad("screening.max_uncertain_fraction", "%v must lie in 0..1", s.MaxUncertainFraction)
+	case !(s.MaxOutOfDistributionFraction >= 0 && s.MaxOutOfDistributionFraction <= 1):
+		return bad("screening.max_out_of_distribution_fraction", "%v must lie in 0..1", s.MaxOutOfDistributionFraction)
+	}
+	if c.Daemon.Retry.Duration < 100*time.Millisecond {
+		return bad("daemon.retry", "%v is shorter than 100ms", c.Daemon.Retry)
+	}
+	switch c.Daemon.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("daemon.log_level", "%q is not one of debug, info, warn, error", c.Daemon.LogLevel)
+	}
+	return nil
+}
+
+// SHA256 is the hash of the effective configuration (after defaults and
+// flags), stored with every result so a result says what produced it.
+func (c Config) SHA256() string {
+	b, err := toml.Marshal(c)
+	if err != nil {
+		return ""
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
