@@ -1,0 +1,177 @@
+package screening
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+
+	"allscreen/model"
+	"allscreen/vision"
+
+	"gocv.io/x/gocv"
+)
+
+// QualityGate judges a captured field before it is analysed. It returns ""
+// for a field worth analysing, or the reason to reject it in words the
+// technician acts on ("Refocus", "Too dark", "No stained cells"). An error
+// means the gate itself failed, not that the field is bad.
+type QualityGate func(field gocv.Mat) (reject string, err error)
+
+// ErrBadFrame is wrapped by errors about a frame that cannot be analysed at
+// all (empty, tiny, wrong type): a camera fault, not a field to reject.
+var ErrBadFrame = errors.New("the camera gave an unusable frame")
+
+// MinFrameSide is the shortest frame side analysed.
+const MinFrameSide = 64
+
+// FrameJPEGQuality is the JPEG quality of stored field frames: a person
+// reviewing a result sees the field as captured, at about a tenth of a
+// PNG's size (a 5 MP PNG is about 10 MB). Cell crops, the exact pixels the
+// model classified, are stored losslessly as PNG.
+const FrameJPEGQuality = 92
+
+// Analyzer runs the pipeline for one field: quality gate, white cells,
+// crops, one batched classification.
+type Analyzer struct {
+	Gate QualityGate // nil: every field is analysed
+	Find vision.FindOptions
+	// FindCells replaces vision.FindCells (with Find) when set: tests pin
+	// the cells a field holds.
+	FindCells  func(field gocv.Mat) ([]vision.Cell, error)
+	Classifier model.Classifier
+	Rule       Rule // its BlastThreshold calls each cell
+}
+
+// FieldAnalysis is an analysed field, ready to store.
+type FieldAnalysis struct {
+	Width, Height int
+	Frame         []byte // JPEG
+	Accepted      bool
+	Reject        string
+	Cells         []CellRecord
+}
+
+// Analyze runs the pipeline on an 8-bit BGR frame (which it does not keep
+// or close). It checks ctx between stages and returns ctx's error, having
+// produced nothing, when it is cancelled.
+func (a *Analyzer) Analyze(ctx context.Context, frame gocv.Mat) (*FieldAnalysis, error) {
+	if err := checkFrame(frame); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := &FieldAnalysis{Width: frame.Cols(), Height: frame.Rows(), Accepted: true}
+	// Encoding the 5 MP frame is a third of the work and needs nothing from
+	// the analysis: do it on the other core meanwhile.
+	type encoded struct {
+		data []byte
+		err  error
+	}
+	enc := make(chan encoded, 1)
+	go func() {
+		b, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, frame, []int{gocv.IMWriteJpegQuality, FrameJPEGQuality})
+		enc <- encoded{b, err}
+	}()
+	err := a.analyze(ctx, frame, out)
+	e := <-enc // the frame must not be released while the encoder reads it
+	if err != nil {
+		return nil, err
+	}
+	if e.err != nil || len(e.data) == 0 {
+		return nil, fmt.Errorf("encode field frame as JPEG: %v", e.err)
+	}
+	out.Frame = e.data
+	return out, ctx.Err()
+}
+
+func (a *Analyzer) analyze(ctx context.Context, frame gocv.Mat, out *FieldAnalysis) error {
+	if a.Gate != nil {
+		reason, err := a.Gate(frame)
+		if err != nil {
+			return fmt.Errorf("quality gate: %w", err)
+		}
+		if reason != "" {
+			out.Accepted, out.Reject = false, reason
+			return nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var cells []vision.Cell
+	var err error
+	if a.FindCells != nil {
+		cells, err = a.FindCells(frame)
+	} else {
+		cells, err = vision.FindCells(frame, a.Find)
+	}
+	if err != nil {
+		return fmt.Errorf("find white cells: %w", err)
+	}
+	if len(cells) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	crops := make([]gocv.Mat, 0, len(cells))
+	defer func() {
+		for _, c := range crops {
+			c.Close()
+		}
+	}()
+	for i, c := range cells {
+		m, err := vision.CropCell(frame, c.Crop)
+		if err != nil {
+			return fmt.Errorf("crop white cell %d: %w", i+1, err)
+		}
+		crops = append(crops, m)
+	}
+	if a.Classifier == nil {
+		return errors.New("no classifier loaded")
+	}
+	preds, err := a.Classifier.Classify(crops)
+	if err != nil {
+		return fmt.Errorf("classify %d white cells: %w", len(crops), err)
+	}
+	if len(preds) != len(crops) {
+		return fmt.Errorf("classifier answered %d predictions for %d white cells", len(preds), len(crops))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	out.Cells = make([]CellRecord, len(cells))
+	for i, c := range cells {
+		png, err := gocv.IMEncode(gocv.PNGFileExt, crops[i])
+		if err != nil || len(png) == 0 {
+			return fmt.Errorf("encode white cell %d as PNG: %v", i+1, err)
+		}
+		out.Cells[i] = CellRecord{Box: c.Box, Crop: c.Crop, Area: c.Area, CropImage: png, CropFormat: "png",
+			Prediction: preds[i], Call: a.Rule.CallCell(preds[i])}
+	}
+	return nil
+}
+
+// checkFrame keeps unusable frames away from OpenCV, which would abort the
+// process on them.
+func checkFrame(frame gocv.Mat) error {
+	if frame.Ptr() == nil || frame.Empty() {
+		return fmt.Errorf("empty frame: %w", ErrBadFrame)
+	}
+	if frame.Type() != gocv.MatTypeCV8UC3 {
+		return fmt.Errorf("frame type %d, want 8-bit BGR: %w", frame.Type(), ErrBadFrame)
+	}
+	if frame.Cols() < MinFrameSide || frame.Rows() < MinFrameSide {
+		return fmt.Errorf("frame is %dx%d, smaller than %dx%d: %w", frame.Cols(), frame.Rows(), MinFrameSide, MinFrameSide, ErrBadFrame)
+	}
+	return nil
+}
+
+// CellResult is one white cell of a field as the caller sees it.
+type CellResult struct {
+	Box        image.Rectangle
+	Prediction model.Prediction
+	Call       CellCall
+}
