@@ -1,0 +1,387 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"allscreen/device"
+	"allscreen/screening"
+
+	"gocv.io/x/gocv"
+)
+
+// Screener is what the appliance needs of screening.Screener; every method
+// commits before it returns a result.
+type Screener interface {
+	Current() (screening.Sample, screening.Tally, bool)
+	StartSample(ctx context.Context) (screening.Sample, error)
+	AddField(ctx context.Context, frame gocv.Mat, capturedAt time.Time) (screening.FieldResult, error)
+	CloseSample(ctx context.Context) (screening.ClosedSample, error)
+}
+
+// Notifier tells the service manager how the daemon is: "READY=1",
+// "STATUS=...", "WATCHDOG=1", "STOPPING=1" (sd_notify states).
+type Notifier interface {
+	Notify(state string) error
+}
+
+// Clock is the time source.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Check is one self-test item that can fail and recover.
+type Check struct {
+	Name string // "camera", "storage", ...
+	// Run returns nil when the item works. Its error goes to the log.
+	Run func(ctx context.Context) error
+	// Advice is what the display says when it fails, for a person to act
+	// on ("Plug in microscope"). Errors may refine it (see adviceFor).
+	Advice string
+}
+
+// Options wire an Appliance.
+type Options struct {
+	Camera  device.Camera
+	Lights  device.Lights
+	Display device.Display
+	// Connect loads the model and opens the result store, returning the
+	// screening session. It is a self-test item: it is retried until it
+	// works (a model reinstalled, a database unlocked).
+	Connect func(ctx context.Context) (Screener, error)
+	// Checks are the other self-test items (camera, storage, free space).
+	Checks   []Check
+	Notifier Notifier
+	Log      *slog.Logger
+	Clock    Clock
+	// Retry and Watchdog deliver ticks: re-run failed checks; tell the
+	// service manager the loop is alive. Either may be nil.
+	Retry    <-chan time.Time
+	Watchdog <-chan time.Time
+	// Shown, when set, is called with every screen after it is shown
+	// (the kill test and the logs use it).
+	Shown func(lines []string)
+}
+
+// Appliance runs the technician's flow.
+type Appliance struct {
+	o        Options
+	scr      Screener
+	failed   map[string]error // self-test items failing now
+	advice   map[string]string
+	dispDown bool
+	lightErr bool
+}
+
+// New checks the wiring.
+func New(o Options) (*Appliance, error) {
+	if o.Camera == nil || o.Lights == nil || o.Display == nil || o.Connect == nil {
+		return nil, errors.New("appliance: camera, lights, display and Connect are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	if o.Notifier == nil {
+		o.Notifier = nopNotifier{}
+	}
+	return &Appliance{o: o, failed: map[string]error{}, advice: map[string]string{}}, nil
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(string) error { return nil }
+
+// Ready reports whether every self-test item passes.
+func (a *Appliance) Ready() bool { return len(a.failed) == 0 }
+
+// Run powers on, self-tests, then serves presses until ctx is done. A
+// press being analysed when ctx ends is abandoned by the Screener
+// (nothing half-stored); Run then shows that it stopped and returns nil.
+func (a *Appliance) Run(ctx context.Context, presses <-chan device.Press) error {
+	a.light(device.LightStarting)
+	a.show(screenStarting())
+	a.selfTest(ctx)
+	a.notify("READY=1")
+	a.showState()
+	for {
+		select {
+		case <-ctx.Done():
+			a.notify("STOPPING=1")
+			a.light(device.LightOff)
+			a.show([]string{"Stopped", "Results are safe"})
+			return nil
+		case <-a.o.Watchdog:
+			a.notify("WATCHDOG=1")
+		case <-a.o.Retry:
+			if !a.Ready() {
+				was := a.statusLine()
+				a.selfTest(ctx)
+				if a.statusLine() != was {
+					a.showState()
+				}
+			}
+		case p := <-presses:
+			a.o.Log.Info("button", "press", p.String())
+			a.press(ctx, p)
+		}
+	}
+}
+
+// selfTest runs every check (all of them at power-on, then only those
+// failing) and records the failures.
+func (a *Appliance) selfTest(ctx context.Context) {
+	checks := append([]Check(nil), a.o.Checks...)
+	checks = append(checks, Check{Name: "model and results store", Advice: "Model or storage fault: see log", Run: func(ctx context.Context) error {
+		if a.scr != nil {
+			return nil
+		}
+		s, err := a.o.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		a.scr = s
+		return nil
+	}})
+	// A fault seen by an operation (storage full on a save) with no check
+	// of its own is cleared here: the next operation finds it again if it
+	// is still there.
+	for name := range a.failed {
+		if !slices.ContainsFunc(checks, func(c Check) bool { return c.Name == name }) {
+			delete(a.failed, name)
+		}
+	}
+	for _, c := range checks {
+		if ctx.Err() != nil {
+			return
+		}
+		_, wasFailing := a.failed[c.Name]
+		err := c.Run(ctx)
+		switch {
+		case err != nil:
+			if !wasFailing || a.failed[c.Name].Error() != err.Error() {
+				a.o.Log.Error("self-test failed", "check", c.Name, "err", err)
+			}
+			a.failed[c.Name] = err
+			a.advice[c.Name] = adviceFor(c, err)
+		case wasFailing:
+			a.o.Log.Info("self-test recovered", "check", c.Name)
+			delete(a.failed, c.Name)
+		}
+	}
+	if a.Ready() {
+		a.notify("STATUS=Ready")
+	} else {
+		a.notify("STATUS=Not ready: " + a.statusLine())
+	}
+}
+
+// statusLine lists the failing items in words.
+func (a *Appliance) statusLine() string {
+	var parts []string
+	for _, c := range a.order() {
+		parts = append(parts, c+": "+a.advice[c])
+	}
+	return strings.Join(parts, "; ")
+}
+
+// order is the failing checks in a stable order (camera first: the one a
+// technician most often fixes).
+func (a *Appliance) order() []string {
+	var out []string
+	for _, c := range a.o.Checks {
+		if _, ok := a.failed[c.Name]; ok {
+			out = append(out, c.Name)
+		}
+	}
+	var rest []string
+	for name := range a.failed {
+		if !slices.Contains(out, name) {
+			rest = append(rest, name)
+		}
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+// adviceFor refines a check's advice from its error.
+func adviceFor(c Check, err error) string {
+	switch {
+	case errors.Is(err, screening.ErrStorageFull):
+		return "Storage full: export results"
+	case errors.Is(err, screening.ErrStorageBusy):
+		return "Storage busy: retrying"
+	case errors.Is(err, device.ErrNoCamera):
+		return "No camera: plug in microscope"
+	case strings.Contains(err.Error(), "model unusable"):
+		return "Model missing or altered: reinstall"
+	}
+	return c.Advice
+}
+
+// showState shows READY (with the open sample) or the first failure.
+func (a *Appliance) showState() {
+	if !a.Ready() {
+		a.light(device.LightFault)
+		a.show(screenFault(a.advice[a.order()[0]]))
+		return
+	}
+	a.light(device.LightReady)
+	smp, t, ok := a.scr.Current()
+	if ok {
+		a.show(screenIdle(&smp, t))
+	} else {
+		a.show(screenIdle(nil, t))
+	}
+}
+
+func (a *Appliance) press(ctx context.Context, p device.Press) {
+	if !a.Ready() {
+		// A press is a person asking: try again now rather than at the
+		// next retry tick.
+		a.selfTest(ctx)
+		a.showState()
+		if !a.Ready() {
+			return
+		}
+	}
+	switch p {
+	case device.ShortPress:
+		a.captureField(ctx)
+	case device.LongPress:
+		a.closeSample(ctx)
+	}
+}
+
+func (a *Appliance) captureField(ctx context.Context) {
+	smp, t, ok := a.scr.Current()
+	code, next := "", 1
+	if ok {
+		code = smp.Code
+		next = t.Fields + 1 // accepted fields; the store numbers rejected ones too
+	}
+	a.light(device.LightWorking)
+	a.show(screenWorking(code, next))
+	at := a.o.Clock.Now()
+	frame, err := a.o.Camera.Capture(ctx)
+	if err != nil {
+		a.fieldFailed(ctx, "capture", err)
+		return
+	}
+	res, err := a.scr.AddField(ctx, frame, at)
+	frame.Close()
+	if err != nil {
+		a.fieldFailed(ctx, "analyse", err)
+		return
+	}
+	cols, rows := a.o.Display.Size()
+	if res.Accepted {
+		a.light(device.LightReady)
+	} else {
+		a.light(device.LightRejected)
+	}
+	a.show(screenField(res, cols, rows))
+	a.notify(fmt.Sprintf("STATUS=Sample %s: %d fields, %d WBC, %d suspicious", res.Sample.Code,
+		res.Running.Fields, res.Running.WhiteCells, res.Running.Blasts))
+}
+
+// fieldFailed shows why a field produced no result. Nothing of it was
+// stored (the Screener's promise), so the technician simply retries.
+func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
+	if ctx.Err() != nil {
+		a.o.Log.Warn("field abandoned: shutting down", "stage", stage, "err", err)
+		return
+	}
+	a.o.Log.Error("field failed", "stage", stage, "err", err)
+	switch {
+	case errors.Is(err, device.ErrNoCamera):
+		a.failed["camera"] = err
+		a.advice["camera"] = "No camera: plug in microscope"
+		a.notify("STATUS=Not ready: " + a.statusLine())
+		a.showState()
+	case errors.Is(err, device.ErrBadFrame), errors.Is(err, screening.ErrBadFrame):
+		a.light(device.LightRejected)
+		a.show([]string{"Bad camera frame:", "press again"})
+	case errors.Is(err, screening.ErrStorageFull):
+		a.failed["storage"] = err
+		a.advice["storage"] = "Storage full: export results"
+		a.notify("STATUS=Not ready: " + a.statusLine())
+		a.showState()
+	case errors.Is(err, screening.ErrStorageBusy):
+		a.light(device.LightFault)
+		a.show([]string{"Storage busy:", "press again"})
+	default:
+		a.light(device.LightFault)
+		a.show([]string{"Analysis failed:", "press again"})
+	}
+}
+
+func (a *Appliance) closeSample(ctx context.Context) {
+	if _, _, ok := a.scr.Current(); !ok {
+		a.light(device.LightReady)
+		a.show([]string{"No sample open", "Press: new sample"})
+		return
+	}
+	a.light(device.LightWorking)
+	c, err := a.scr.CloseSample(ctx)
+	if err != nil {
+		a.fieldFailed(ctx, "verdict", err)
+		return
+	}
+	switch c.Verdict.Outcome {
+	case screening.Refer:
+		a.light(device.LightRefer)
+	case screening.NoBlastsSeen:
+		a.light(device.LightNoBlasts)
+	default:
+		a.light(device.LightReview)
+	}
+	a.show(screenVerdict(c))
+	a.notify(fmt.Sprintf("STATUS=Sample %s: %s", c.Code, c.Verdict.Headline()))
+}
+
+// show puts lines on the display. A display that fails (absent, NACK) is
+// logged once; the appliance goes on with its LEDs and retries the display
+// with every screen.
+func (a *Appliance) show(lines []string) {
+	err := a.o.Display.Show(lines)
+	switch {
+	case err != nil && !a.dispDown:
+		a.dispDown = true
+		a.o.Log.Error("display not working; carrying on with the LEDs", "err", err)
+	case err == nil && a.dispDown:
+		a.dispDown = false
+		a.o.Log.Info("display working again")
+	}
+	a.o.Log.Info("shown", "lines", strings.Join(lines, " / "))
+	if a.o.Shown != nil {
+		a.o.Shown(lines)
+	}
+}
+
+func (a *Appliance) light(l device.Light) {
+	err := a.o.Lights.Set(l)
+	switch {
+	case err != nil && !a.lightErr:
+		a.lightErr = true
+		a.o.Log.Error("LEDs not working", "err", err)
+	case err == nil && a.lightErr:
+		a.lightErr = false
+		a.o.Log.Info("LEDs working again")
+	}
+}
+
+func (a *Appliance) notify(state string) {
+	if err := a.o.Notifier.Notify(state); err != nil {
+		a.o.Log.Warn("notify service manager", "state", state, "err", err)
+	}
+}
