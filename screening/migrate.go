@@ -105,26 +105,26 @@ func schemaVersion(ctx context.Context, q interface {
 
 // migrate brings db up to version upto (SchemaVersion in production; lower
 // in tests of upgrades).
+// A database already up to date is only read: opening the store then takes
+// no write lock, so it succeeds while another process writes.
 func migrate(ctx context.Context, db *sql.DB, upto int, now func() time.Time) error {
-	for _, m := range migrations {
-		if m.version > upto {
-			break
-		}
-		if err := applyMigration(ctx, db, m, now()); err != nil {
-			return err
-		}
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	v, err := schemaVersion(ctx, tx)
+	v, err := schemaVersion(ctx, db)
 	if err != nil {
 		return err
 	}
 	if v > SchemaVersion {
 		return fmt.Errorf("schema version %d, this software knows up to %d: %w", v, SchemaVersion, ErrSchemaTooNew)
+	}
+	for _, m := range migrations {
+		if m.version > upto {
+			break
+		}
+		if m.version <= v {
+			continue
+		}
+		if err := applyMigration(ctx, db, m, now()); err != nil {
+			return err
+		}
 	}
 	return nil
 }
