@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"sync"
 )
 
 // Scores compares a candidate segment with a ground-truth mask, as the
@@ -127,16 +128,16 @@ func (f *ssimFilter) float(src []float64) []float64 {
 	return f.vertical()
 }
 
-// binaryRows runs the horizontal pass over a mask (any non-zero pixel counts
-// as 255) or, with and set, over the intersection of two masks. It returns h
-// rows of w-10 window sums.
-func (f *ssimFilter) binaryRows(m, and []uint8) []float64 {
-	ow := f.w - 2*ssimRadius
-	bits := make([]uint, f.w)
-	for r := range f.h {
-		row := m[r*f.w : (r+1)*f.w]
+// horizontalBinary runs the horizontal pass over a mask (any non-zero pixel
+// counts as 255) or, with and set, over the intersection of two masks,
+// into out: h rows of w-10 window sums.
+func horizontalBinary(m, and []uint8, w, h int, out []float64, bits []uint) []float64 {
+	ow := w - 2*ssimRadius
+	bits = bits[:w]
+	for r := range h {
+		row := m[r*w : (r+1)*w]
 		if and != nil {
-			andRow := and[r*f.w : (r+1)*f.w]
+			andRow := and[r*w : (r+1)*w]
 			for c, v := range row {
 				bits[c] = b2u(v != 0 && andRow[c] != 0)
 			}
@@ -149,15 +150,15 @@ func (f *ssimFilter) binaryRows(m, and []uint8) []float64 {
 		for c := range ssimTaps - 1 {
 			v = v<<1 | bits[c]
 		}
-		out := f.tmp[r*ow : (r+1)*ow]
+		o := out[r*ow : (r+1)*ow]
 		in := bits[ssimTaps-1:]
-		in = in[:len(out)]
-		for c := range out {
+		in = in[:len(o)]
+		for c := range o {
 			v = (v<<1 | in[c]) & (1<<ssimTaps - 1)
-			out[c] = ssimBitSums[v]
+			o[c] = ssimBitSums[v]
 		}
 	}
-	return f.tmp
+	return out[:h*ow]
 }
 
 func b2u(b bool) uint {
@@ -167,9 +168,9 @@ func b2u(b bool) uint {
 	return 0
 }
 
-// binary filters a mask completely (see binaryRows).
+// binary filters a mask completely (see horizontalBinary).
 func (f *ssimFilter) binary(m, and []uint8) []float64 {
-	f.binaryRows(m, and)
+	horizontalBinary(m, and, f.w, f.h, f.tmp, make([]uint, f.w))
 	return f.vertical()
 }
 
@@ -208,12 +209,23 @@ func ssimMean(ux, uy, uxx, uyy, uxy []float64) float64 {
 }
 
 // Truth is a ground-truth mask prepared for scoring many candidates against
-// it (Algorithm 1 scores every cluster at every k against one mask).
+// it (Algorithm 1 scores every cluster at every k against one mask). It is
+// safe for concurrent use.
 type Truth struct {
-	mask    *Mask
-	area    int
-	uy, uyy []float64 // filtered truth and its square (nil below MinSSIMSide)
+	mask *Mask
+	area int
+	uy   []float64 // the filtered truth, (w-10) x (h-10)
+	kind []uint8   // per SSIM window of the truth: windowEmpty, windowFull or windowMixed
 }
+
+// The SSIM of two 0/255 masks needs the full computation only where both
+// windows hold both values; elsewhere a variance or covariance is zero and
+// the formula shortens. Most windows of a cell mask are all one value.
+const (
+	windowEmpty uint8 = iota
+	windowFull
+	windowMixed
+)
 
 // NewTruth prepares a ground-truth mask (any non-zero pixel is foreground).
 func NewTruth(m *Mask) (*Truth, error) {
@@ -225,13 +237,77 @@ func NewTruth(m *Mask) (*Truth, error) {
 	}
 	t := &Truth{mask: m, area: m.Area()}
 	t.uy = newSSIMFilter(m.W, m.H).binary(m.Pix, nil)
-	// A 0/255 image squared is 255 times itself, so its filtered square is
-	// 255 times its filtered self.
-	t.uyy = make([]float64, len(t.uy))
-	for i, v := range t.uy {
-		t.uyy[i] = ssimRange * v
+	ii := make([]int32, (m.W+1)*(m.H+1))
+	integral(m.Pix, m.W, m.H, ii)
+	ow, oh := m.W-2*ssimRadius, m.H-2*ssimRadius
+	t.kind = make([]uint8, ow*oh)
+	for r := range oh {
+		for c := range ow {
+			t.kind[r*ow+c] = windowKind(ii, m.W+1, r, c)
+		}
 	}
 	return t, nil
+}
+
+// integral writes the summed-area table of a mask's set pixels: ii has
+// (w+1) x (h+1) entries, ii[y][x] counting the pixels above and left of
+// (x, y).
+func integral(pix []uint8, w, h int, ii []int32) {
+	stride := w + 1
+	clear(ii[:stride])
+	for y := range h {
+		row := pix[y*w : (y+1)*w]
+		prev, cur := ii[y*stride:(y+1)*stride], ii[(y+1)*stride:(y+2)*stride]
+		cur[0] = 0
+		var run int32
+		for x, v := range row {
+			if v != 0 {
+				run++
+			}
+			cur[x+1] = prev[x+1] + run
+		}
+	}
+}
+
+// windowKind classifies the SSIM window whose top-left pixel is (c, r).
+func windowKind(ii []int32, stride, r, c int) uint8 {
+	n := ii[(r+ssimTaps)*stride+c+ssimTaps] - ii[r*stride+c+ssimTaps] - ii[(r+ssimTaps)*stride+c] + ii[r*stride+c]
+	switch n {
+	case 0:
+		return windowEmpty
+	case ssimTaps * ssimTaps:
+		return windowFull
+	}
+	return windowMixed
+}
+
+// ssimScratch holds one Score call's buffers; they are pooled because
+// Algorithm 1 scores thousands of candidates of one size.
+type ssimScratch struct {
+	tx, txy []float64
+	ii      []int32
+	bits    []uint
+}
+
+var ssimScratchPool sync.Pool
+
+func getSSIMScratch(w, h int) *ssimScratch {
+	sc, _ := ssimScratchPool.Get().(*ssimScratch)
+	if sc == nil {
+		sc = &ssimScratch{}
+	}
+	n := h * (w - 2*ssimRadius)
+	sc.tx, sc.txy = grow(sc.tx, n), grow(sc.txy, n)
+	sc.ii = grow(sc.ii, (w+1)*(h+1))
+	sc.bits = grow(sc.bits, w)
+	return sc
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // Score compares a candidate mask with the truth.
@@ -256,31 +332,69 @@ func (t *Truth) Score(pred *Mask) (Scores, error) {
 	return s, nil
 }
 
-// ssim is the binary fast path, fused: the horizontal passes of the
-// candidate and of its intersection with the truth, then per output row the
-// vertical pass and the SSIM sum, without storing the filtered images.
+// ssim is the binary fast path. With both images 0/255, a filtered square
+// is 255 times the filtered image and the filtered product 255 times the
+// filtered intersection; where either window is all one value its variance
+// and the covariance vanish. So the vertical pass runs only for the windows
+// that need it.
 func (t *Truth) ssim(pred *Mask) float64 {
 	w, h := pred.W, pred.H
 	ow, oh := w-2*ssimRadius, h-2*ssimRadius
-	fx, fxy := newSSIMFilter(w, h), newSSIMFilter(w, h)
-	tx := fx.binaryRows(pred.Pix, nil)
-	txy := fxy.binaryRows(pred.Pix, t.mask.Pix)
-	ux, uxy := make([]float64, ow), make([]float64, ow)
+	sc := getSSIMScratch(w, h)
+	defer ssimScratchPool.Put(sc)
+	integral(pred.Pix, w, h, sc.ii)
+	tx := horizontalBinary(pred.Pix, nil, w, h, sc.tx, sc.bits)
+	var txy []float64 // the intersection, filtered horizontally on first need
+	full := ssimRange * ssimWeightSum * ssimWeightSum
+	const c1c2 = ssimC1 * ssimC2
 	var sum float64
 	for r := range oh {
-		verticalRow(ux, tx[r*ow:], ow)
-		verticalRow(uxy, txy[r*ow:], ow)
-		uy, uyy := t.uy[r*ow:(r+1)*ow], t.uyy[r*ow:(r+1)*ow]
-		uxy := uxy[:len(uy)]
-		for c, mx := range ux[:len(uy)] {
-			my := uy[c]
-			// The candidate is 0/255, so its filtered square is 255 mx;
-			// the filtered product is 255 times the filtered intersection.
-			vx, vy, vxy := ssimRange*mx-mx*mx, uyy[c]-my*my, ssimRange*uxy[c]-mx*my
-			sum += (2*mx*my + ssimC1) * (2*vxy + ssimC2) / ((mx*mx + my*my + ssimC1) * (vx + vy + ssimC2))
+		for c := range ow {
+			i := r*ow + c
+			my := t.uy[i]
+			switch windowKind(sc.ii, w+1, r, c) {
+			case windowEmpty: // mx = vx = vxy = 0
+				sum += c1c2 / ((my*my + ssimC1) * (ssimRange*my - my*my + ssimC2))
+				continue
+			case windowFull: // mx = 255, vx = vxy = 0
+				sum += (2*full*my + ssimC1) * ssimC2 / ((full*full + my*my + ssimC1) * (ssimRange*my - my*my + ssimC2))
+				continue
+			}
+			mx := verticalAt(tx, i, ow)
+			vx := ssimRange*mx - mx*mx
+			switch t.kind[i] {
+			case windowEmpty: // my = vy = vxy = 0
+				sum += c1c2 / ((mx*mx + ssimC1) * (vx + ssimC2))
+			case windowFull: // my = 255, vy = vxy = 0
+				sum += (2*mx*full + ssimC1) * ssimC2 / ((mx*mx + full*full + ssimC1) * (vx + ssimC2))
+			default:
+				if txy == nil {
+					txy = horizontalBinary(pred.Pix, t.mask.Pix, w, h, sc.txy, sc.bits)
+				}
+				vy := ssimRange*my - my*my
+				vxy := ssimRange*verticalAt(txy, i, ow) - mx*my
+				sum += (2*mx*my + ssimC1) * (2*vxy + ssimC2) / ((mx*mx + my*my + ssimC1) * (vx + vy + ssimC2))
+			}
 		}
 	}
 	return sum / float64(ow*oh)
+}
+
+// ssimWeightSum is the sum of the normalised window, 1 up to rounding.
+var ssimWeightSum = func() float64 {
+	var s float64
+	for _, g := range ssimWeights {
+		s += g
+	}
+	return s
+}()
+
+// verticalAt is the vertical pass at one output pixel i of a horizontally
+// filtered image of width ow (the window is symmetric).
+func verticalAt(t []float64, i, ow int) float64 {
+	g := &ssimWeights
+	return g[0]*(t[i]+t[i+10*ow]) + g[1]*(t[i+ow]+t[i+9*ow]) + g[2]*(t[i+2*ow]+t[i+8*ow]) +
+		g[3]*(t[i+3*ow]+t[i+7*ow]) + g[4]*(t[i+4*ow]+t[i+6*ow]) + g[5]*t[i+5*ow]
 }
 
 // Score compares a candidate mask with a ground-truth mask of the same size.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"image"
 	"math"
+	"math/rand/v2"
 	"os"
 	"testing"
 )
@@ -173,6 +174,55 @@ func BenchmarkScore257(b *testing.B) {
 	for b.Loop() {
 		if _, err := tr.Score(pred); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// The binary fast path skips the windows whose variances vanish; it must
+// give the general formula's value on masks with blobs, edges at the
+// border, thin lines and noise.
+func TestScoreFastPathMatchesGeneral(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for trial := range 40 {
+		w, h := 11+rng.IntN(60), 11+rng.IntN(60)
+		gen := func() *Mask {
+			m := NewMask(w, h)
+			for range 1 + rng.IntN(4) {
+				cx, cy, r := rng.IntN(w), rng.IntN(h), 1+rng.IntN(w)
+				for y := range h {
+					for x := range w {
+						if (x-cx)*(x-cx)+(y-cy)*(y-cy) <= r*r {
+							m.Pix[y*w+x] = 255
+						}
+					}
+				}
+			}
+			if trial%3 == 0 {
+				for i := range m.Pix {
+					if rng.IntN(20) == 0 {
+						m.Pix[i] ^= 255
+					}
+				}
+			}
+			if trial%5 == 0 {
+				y := rng.IntN(h)
+				for x := range w {
+					m.Pix[y*w+x] = 255
+				}
+			}
+			return m
+		}
+		a, b := gen(), gen()
+		s, err := Score(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := SSIM(grey(w, h, a.Pix), grey(w, h, b.Pix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !near(s.SSIM, want, 1e-10) {
+			t.Errorf("trial %d (%dx%d): fast SSIM %.15g, general %.15g", trial, w, h, s.SSIM, want)
 		}
 	}
 }
