@@ -268,7 +268,7 @@ func TestFieldThenVerdict(t *testing.T) {
 	r.waitShown("READY")
 	r.presses <- device.ShortPress
 	code := screening.SampleCode(1)
-	r.waitShown("Field 1: 7 WBC, 2 suspicious")
+	r.waitShown("Field 1: 7 WBC, / 2 suspicious")
 	if i, j := r.index("commit field "+code+"/1"), r.index("show Sample "+code+" / Field 1"); i < 0 || j < i {
 		t.Fatalf("field shown before it was committed: %q", r.ev.all())
 	}
@@ -319,7 +319,7 @@ func TestRejectedField(t *testing.T) {
 	})
 	r.waitShown("READY")
 	r.presses <- device.ShortPress
-	r.waitShown("Field 1: Refocus the microscope")
+	r.waitShown("Field 1 rejected: / Refocus the microscope")
 	if !r.has("light rejected") {
 		t.Errorf("no amber: %q", r.ev.all())
 	}

@@ -30,14 +30,28 @@ func screenWorking(code string, field int) []string {
 }
 
 func screenField(r screening.FieldResult, cols, rows int) []string {
-	head := fmt.Sprintf("Field %d: %d WBC, %d suspicious", r.Number, r.Field.WhiteCells, r.Field.Blasts)
-	if !r.Accepted {
-		head = fmt.Sprintf("Field %d: %s", r.Number, r.Reject)
-	}
 	if narrow(cols, rows) {
-		return []string{head}
+		if !r.Accepted {
+			// The reason is what the technician acts on: it goes first.
+			return []string{r.Reject, fmt.Sprintf("Field %d rejected", r.Number)}
+		}
+		// "Field 12: 123 WBC," is 18 characters: drop what a 16-column
+		// line cannot hold, the punctuation first, never a number.
+		head := fmt.Sprintf("Field %d: %d WBC,", r.Number, r.Field.WhiteCells)
+		for _, f := range []string{"Field %d: %d WBC", "Field %d:%d WBC", "#%d: %d WBC"} {
+			if len(head) <= cols {
+				break
+			}
+			head = fmt.Sprintf(f, r.Number, r.Field.WhiteCells)
+		}
+		return []string{head, fmt.Sprintf("%d suspicious", r.Field.Blasts)}
 	}
-	return []string{"Sample " + r.Sample.Code, head, fmt.Sprintf("%d fields, %d WBC", r.Running.Fields, r.Running.WhiteCells)}
+	// Split where a person reads a pause, so the count stays with its noun.
+	lines := []string{fmt.Sprintf("Field %d: %d WBC,", r.Number, r.Field.WhiteCells), fmt.Sprintf("%d suspicious", r.Field.Blasts)}
+	if !r.Accepted {
+		lines = []string{fmt.Sprintf("Field %d rejected:", r.Number), r.Reject}
+	}
+	return append([]string{"Sample " + r.Sample.Code}, append(lines, fmt.Sprintf("%d fields, %d WBC", r.Running.Fields, r.Running.WhiteCells))...)
 }
 
 func screenVerdict(c screening.ClosedSample) []string {
@@ -48,7 +62,7 @@ func screenVerdict(c screening.ClosedSample) []string {
 	case screening.NoBlastsSeen:
 		return []string{fmt.Sprintf("%s NO BLASTS SEEN in %d WBC", c.Code, v.Tally.Confident())}
 	}
-	return []string{c.Code + " REVIEW:", "INCONCLUSIVE", fmt.Sprintf("%d WBC, %d suspicious", v.Tally.WhiteCells, v.Tally.Blasts)}
+	return []string{c.Code + " REVIEW:", "INCONCLUSIVE", fmt.Sprintf("%d WBC,", v.Tally.WhiteCells), fmt.Sprintf("%d suspicious", v.Tally.Blasts)}
 }
 
 func screenFault(short string) []string { return []string{"NOT READY", short} }
