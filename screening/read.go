@@ -28,7 +28,13 @@ type SampleSummary struct {
 // Samples lists every sample, oldest first. Tallies of open samples are
 // summed from their fields; closed ones show the tally their verdict used.
 func (s *Store) Samples(ctx context.Context) ([]SampleSummary, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT s.id, s.code, s.opened_at, s.closed_at, s.verdict, s.verdict_text,
+	return s.samplesFrom(ctx, s.db)
+}
+
+func (s *Store) samplesFrom(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) ([]SampleSummary, error) {
+	rows, err := q.QueryContext(ctx, `SELECT s.id, s.code, s.opened_at, s.closed_at, s.verdict, s.verdict_text,
 		s.verdict_reasons, s.model_sha256, s.config_sha256, s.software_version,
 		count(f.id), coalesce(sum(f.accepted), 0), coalesce(sum(f.white_cells), 0), coalesce(sum(f.blasts), 0),
 		coalesce(sum(f.uncertain), 0), coalesce(sum(f.out_of_distribution), 0)
