@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"allscreen/model"
+	"allscreen/screening"
+)
+
+// storeWithResults makes a state directory holding one closed and one open
+// sample.
+func storeWithResults(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := screening.Open(ctx, dir, screening.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rule := screening.Rule{BlastThreshold: 0.5, CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 2,
+		MinWhiteCells: 3, MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.1}
+	prov := screening.Provenance{ModelSHA256: "m", ConfigSHA256: "c", SoftwareVersion: "test"}
+	field := func(id int64, tag string, cells int) *screening.FieldRecord {
+		f := &screening.FieldRecord{SampleID: id, Width: 100, Height: 100, Image: []byte("frame" + tag), ImageFormat: "jpg",
+			Accepted: true, Provenance: prov}
+		for i := range cells {
+			p := model.Prediction{Blast: 0.1, Probs: []float32{0.9, 0.1}}
+			f.Cells = append(f.Cells, screening.CellRecord{Box: image.Rect(i, i, i+5, i+5), Crop: image.Rect(i, i, i+8, i+8),
+				CropImage: []byte(tag + string(rune('a'+i))), CropFormat: "png", Prediction: p, Call: rule.CallCell(p)})
+		}
+		return f
+	}
+	a, _ := s.CreateSample(ctx, prov)
+	if _, err := s.SaveField(ctx, field(a.ID, "a", 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CloseSample(ctx, a.ID, rule); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.CreateSample(ctx, prov)
+	if _, err := s.SaveField(ctx, field(b.ID, "b", 2)); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestResultsTable(t *testing.T) {
+	dir := storeWithResults(t)
+	var out, notes bytes.Buffer
+	if err := listResults(context.Background(), &out, &notes, dir, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SAMPLE") ||
+		!strings.Contains(lines[1], screening.SampleCode(1)) || !strings.Contains(lines[1], "NO BLASTS SEEN in 4 white cells") ||
+		!strings.Contains(lines[2], screening.SampleCode(2)) || !strings.HasSuffix(lines[2], "open") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+func TestResultsJSON(t *testing.T) {
+	dir := storeWithResults(t)
+	var out, notes bytes.Buffer
+	if err := listResults(context.Background(), &out, &notes, dir, true); err != nil {
+		t.Fatal(err)
+	}
+	var got []screening.SampleSummary
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(got) != 2 || got[0].Outcome != screening.NoBlastsSeen || got[0].Tally.WhiteCells != 4 || got[1].ClosedAt != nil {
+		t.Errorf("%+v", got)
+	}
+}
+
+func TestResultsWithoutStore(t *testing.T) {
+	if code := run([]string{"results", "--state", t.TempDir()}); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+}
+
+func TestExportCommand(t *testing.T) {
+	dir := storeWithResults(t)
+	usb := t.TempDir()
+	if code := run([]string{"export", "--state", dir, "--out", usb}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	got, _ := filepath.Glob(filepath.Join(usb, "allscreen-export-*", "samples.csv"))
+	if len(got) != 1 {
+		t.Fatalf("export folders: %v", got)
+	}
+	data, _ := os.ReadFile(got[0])
+	if !strings.Contains(string(data), screening.SampleCode(2)) {
+		t.Errorf("samples.csv: %s", data)
+	}
+	if code := run([]string{"export", "--state", dir}); code != 2 {
+		t.Errorf("export without --out: exit %d, want 2 (usage)", code)
+	}
+}
