@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 )
 
 type notifierFunc func(state string) error
@@ -16,10 +16,10 @@ func (f notifierFunc) Notify(state string) error { return f(state) }
 // WatchdogSec systemd set, or none.
 func systemdNotifier(log *slog.Logger) (notifierFunc, <-chan time.Time) {
 	n := notifierFunc(func(state string) error {
-		_, err := daemon.SdNotify(false, state)
+		_, err := sdnotify.SdNotify(false, state)
 		return err
 	})
-	every, err := daemon.SdWatchdogEnabled(false)
+	every, err := sdnotify.SdWatchdogEnabled(false)
 	if err != nil {
 		log.Warn("watchdog settings unreadable; not pinging", "err", err)
 		return n, nil

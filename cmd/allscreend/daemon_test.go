@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The daemon tests run the real binary, built once.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func daemonBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "allscreend-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "allscreend")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// daemon is a running allscreend --sim with its panel lines collected.
+type daemon struct {
+	cmd   *exec.Cmd
+	lines chan string
+	mu    sync.Mutex
+	all   []string
+	err   bytes.Buffer
+	done  chan struct{}
+}
+
+func startDaemon(t testing.TB, env []string, args ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(daemonBinary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, lines: make(chan string, 1000), done: make(chan struct{})}
+	cmd.Stderr = &d.err
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.all = append(d.all, sc.Text())
+			d.mu.Unlock()
+			select {
+			case d.lines <- sc.Text():
+			default:
+			}
+		}
+		close(d.lines)
+	}()
+	go func() { cmd.Wait(); close(d.done) }()
+	return d
+}
+
+// wait reads panel lines until one contains want; false when the daemon
+// ended first. The deadline only stops a broken test from hanging.
+func (d *daemon) wait(t testing.TB, want string) bool {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-d.lines:
+			if !ok {
+				return false
+			}
+			if strings.Contains(l, want) {
+				return true
+			}
+		case <-deadline:
+			t.Fatalf("no %q from the daemon; stderr:\n%s", want, d.err.String())
+		}
+	}
+}
+
+func (d *daemon) output() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.all...)
+}
+
+func simArgs(t testing.TB, state string) []string {
+	root := repoRoot(t)
+	return []string{"--sim", "--config", filepath.Join(t.TempDir(), "none.toml"), "--state-dir", state,
+		"--model", filepath.Join(root, "model", "shipped", "detect.json"),
+		"--camera-folder", filepath.Join(root, "samples")}
+}
+
+func TestConfigErrorExits78(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "allscreen.toml")
+	os.WriteFile(p, []byte("[camera]\nwidth = 640\n\n[display]\nkind = \"lcd\"\n"), 0o644)
+	cmd := exec.Command(daemonBinary(t), "--config", p)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitConfig {
+		t.Fatalf("exit: %v, want code %d", err, exitConfig)
+	}
+	if msg := stderr.String(); !strings.Contains(msg, p+":5: display.kind") {
+		t.Errorf("stderr %q should name the file, line 5 and display.kind", msg)
+	}
+}
+
+func TestBadFlagValue(t *testing.T) {
+	cmd := exec.Command(daemonBinary(t), "--sim", "--config", "/nonexistent.toml", "--display", "vga")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitConfig || !strings.Contains(stderr.String(), "display.kind") {
+		t.Fatalf("exit %v, stderr %q", err, stderr.String())
+	}
+}
+
+// TestSystemdNotify runs the daemon under a fake NOTIFY_SOCKET with a
+// watchdog, and checks READY, STATUS, WATCHDOG and STOPPING arrive.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	d := startDaemon(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, simArgs(t, t.TempDir())...)
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				if strings.Contains(m, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q on the notify socket; stderr:\n%s", want, d.err.String())
+			}
+		}
+	}
+	waitFor("STATUS=Ready")
+	waitFor("READY=1")
+	waitFor("WATCHDOG=1")
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor("STOPPING=1")
+	<-d.done
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM; stderr:\n%s", code, d.err.String())
+	}
+}
+
+// TestModelTampered: a model whose file does not match its manifest's
+// hash is refused; the daemon says so and screens nothing.
+func TestModelTampered(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	for _, f := range []string{"detect.json", "detect.onnx"} {
+		b, err := os.ReadFile(filepath.Join(root, "model", "shipped", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "detect.onnx" {
+			b[len(b)/2] ^= 0xff
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	args := simArgs(t, t.TempDir())
+	args[6] = filepath.Join(dir, "detect.json")
+	d := startDaemon(t, nil, args...)
+	defer d.cmd.Process.Kill()
+	if !d.wait(t, "altered: reinstall") {
+		t.Fatalf("daemon ended; stderr:\n%s", d.err.String())
+	}
+	d.cmd.Process.Signal(syscall.SIGUSR1)
+	if !d.wait(t, "NOT READY") {
+		t.Fatal("daemon ended")
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+	for _, l := range d.output() {
+		if strings.Contains(l, "Field") {
+			t.Errorf("screened with a tampered model: %s", l)
+		}
+	}
+}
+
+// TestModelMissingThenInstalled: no model at start, then it is put in
+// place; the retry picks it up without a restart.
+func TestModelMissingThenInstalled(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "allscreen.toml")
+	os.WriteFile(cfg, []byte("[daemon]\nretry = \"200ms\"\n"), 0o644)
+	args := simArgs(t, t.TempDir())
+	args[2] = cfg
+	args[6] = filepath.Join(dir, "detect.json")
+	d := startDaemon(t, nil, args...)
+	defer d.cmd.Process.Kill()
+	if !d.wait(t, "altered: reinstall") {
+		t.Fatalf("daemon ended; stderr:\n%s", d.err.String())
+	}
+	for _, f := range []string{"detect.onnx", "detect.json"} { // manifest last, as an installer would
+		b, _ := os.ReadFile(filepath.Join(root, "model", "shipped", f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	if !d.wait(t, "READY") {
+		t.Fatalf("daemon ended; stderr:\n%s", d.err.String())
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+}
+
+
+
