@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"allscreen/internal/realdata"
+	"allscreen/model"
 	"allscreen/vision"
 
 	"gocv.io/x/gocv"
@@ -57,11 +58,48 @@ func benchField(b *testing.B, field gocv.Mat) {
 	})
 }
 
+// benchShipped is the whole path with the provisional shipped detection
+// model (model.Load: ONNX through OpenCV's dnn) instead of the fake.
+func benchShipped(b *testing.B, field gocv.Mat) {
+	ctx := context.Background()
+	net, err := model.Load("../model/shipped/detect.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	rule, err := RuleFor(net.Manifest().Operating, DefaultRuleConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := Open(ctx, b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	sc, err := NewScreener(ctx, store, ScreenerConfig{
+		Analyzer: &Analyzer{Classifier: net, Find: vision.DefaultFindOptions},
+		Rule:     rule, Provenance: testProvenance,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cells := 0
+	for b.Loop() {
+		r, err := sc.AddField(ctx, field, captured)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cells = r.Field.WhiteCells
+	}
+	b.ReportMetric(float64(cells), "cells")
+}
+
 // BenchmarkFieldSynthetic: a drawn 2592x1944 field with 10 white cells.
 func BenchmarkFieldSynthetic(b *testing.B) {
 	field := synthField(2592, 1944, 10, 1)
 	defer field.Close()
 	benchField(b, field)
+	b.Run("commit-shipped-model", func(b *testing.B) { benchShipped(b, field) })
 }
 
 // BenchmarkFieldALLIDB1Normal: a real 2592x1944 ALL-IDB1 normal field.
@@ -76,4 +114,5 @@ func BenchmarkFieldALLIDB1Normal(b *testing.B) {
 		b.Fatalf("Im064_0 is %dx%d", field.Cols(), field.Rows())
 	}
 	benchField(b, field)
+	b.Run("commit-shipped-model", func(b *testing.B) { benchShipped(b, field) })
 }

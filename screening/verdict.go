@@ -254,10 +254,17 @@ var DefaultRuleConfig = RuleConfig{
 // unknown quality needs many blast calls to refer.
 const FallbackCellFalsePositiveRate = 0.05
 
+// MinCellFalsePositiveRate floors a manifest's validation error rate: a
+// validation set of a few hundred confident cells cannot show a rate below
+// about 1% (no error in 300 cells still allows 1% at 95% confidence, the
+// rule of three), so a measured 0 is not taken at its word.
+const MinCellFalsePositiveRate = 0.01
+
 // RuleFor builds the verdict rule from a detection model's operating point
 // and the configuration. The per-cell false positive rate is the
 // manifest's validation error rate outside the uncertain band (the share
-// of confident calls that were wrong), or FallbackCellFalsePositiveRate.
+// of confident calls that were wrong) but at least MinCellFalsePositiveRate,
+// or FallbackCellFalsePositiveRate when the manifest gives none.
 func RuleFor(op model.OperatingPoint, cfg RuleConfig) (Rule, error) {
 	if op.BlastThreshold == nil {
 		return Rule{}, fmt.Errorf("verdict rule: the model's manifest has no operating_point.blast_threshold")
@@ -272,7 +279,7 @@ func RuleFor(op model.OperatingPoint, cfg RuleConfig) (Rule, error) {
 		MaxOutOfDistributionFraction: cfg.MaxOutOfDistributionFraction,
 	}
 	if op.ValidationErrorOutside != nil {
-		r.CellFalsePositiveRate = *op.ValidationErrorOutside
+		r.CellFalsePositiveRate = max(*op.ValidationErrorOutside, MinCellFalsePositiveRate)
 	}
 	return r, r.Validate()
 }

@@ -147,6 +147,11 @@ func TestRuleFor(t *testing.T) {
 	if r.BlastThreshold != 0.62 || r.CellFalsePositiveRate != 0.013 || r.MinWhiteCells != 100 {
 		t.Errorf("rule %+v", r)
 	}
+	zero := 0.0
+	r, err = RuleFor(model.OperatingPoint{BlastThreshold: &th, ValidationErrorOutside: &zero}, DefaultRuleConfig)
+	if err != nil || r.CellFalsePositiveRate != MinCellFalsePositiveRate {
+		t.Errorf("a measured 0 error rate: %+v %v", r, err)
+	}
 	r, err = RuleFor(model.OperatingPoint{BlastThreshold: &th}, DefaultRuleConfig)
 	if err != nil || r.CellFalsePositiveRate != FallbackCellFalsePositiveRate {
 		t.Errorf("without a validation error rate: %+v %v", r, err)
