@@ -233,7 +233,7 @@ func prepareOne(it Labelled, outDir string, opt PrepareOptions, rows *[][]string
 	}
 	defer img.Close()
 	if opt.BlankScaleBar {
-		blankScaleBar(&img)
+		BlankScaleBar(&img)
 	}
 	stem := strings.NewReplacer("/", "__", " ", "_").Replace(strings.TrimSuffix(it.File, filepath.Ext(it.File)))
 	if !opt.Fields {
@@ -312,10 +312,10 @@ func writeInputPNG(path string, in Input) error {
 	return writeFileAtomic(path, buf)
 }
 
-// blankScaleBar paints the bottom-right corner, where bll-stages prints a
+// BlankScaleBar paints the bottom-right corner, where bll-stages prints a
 // scale bar whose colour differs by class, with the median colour of the
 // band around it, so neither cell finding nor the model can see the bar.
-func blankScaleBar(img *gocv.Mat) {
+func BlankScaleBar(img *gocv.Mat) {
 	w, h := img.Cols(), img.Rows()
 	box := image.Rect(w*86/100, h*87/100, w, h)
 	band := image.Rect(box.Min.X-w/30, box.Min.Y-h/30, w, h)

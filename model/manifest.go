@@ -70,6 +70,12 @@ type OperatingPoint struct {
 	ChosenOn      string   `json:"chosen_on,omitempty"`
 	// OOD, when present, flags inputs unlike the training data.
 	OOD *OODCheck `json:"ood,omitempty"`
+	// CellFalsePositiveRate: the share of validation normal cells called
+	// blast (confident calls only) at BlastThreshold; CellSensitivity the
+	// share of validation blasts called blast. The verdict rule reads the
+	// first to know how many blast calls a normal sample would produce.
+	CellFalsePositiveRate *float64 `json:"cell_false_positive_rate,omitempty"`
+	CellSensitivity       *float64 `json:"cell_sensitivity,omitempty"`
 	// Notes the training code adds (validation shares and errors).
 	UncertainTargetError     *float64 `json:"uncertain_target_error,omitempty"`
 	ValidationUncertainShare *float64 `json:"validation_uncertain_share,omitempty"`

@@ -259,7 +259,7 @@ func (n *Net) Classify(crops []gocv.Mat) ([]Prediction, error) {
 	var blasts []int
 	for j, i := range ok {
 		preds[i] = n.judge(probs[j], feats[j], inputs[i].Fallback)
-		if preds[i].Blast >= float32(*n.m.Operating.BlastThreshold) {
+		if n.pos >= 0 && preds[i].Blast >= float32(*n.m.Operating.BlastThreshold) {
 			blasts = append(blasts, i)
 		}
 	}

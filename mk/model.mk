@@ -1,0 +1,39 @@
+# model/: the classifier (issue 3). `make go-test` already runs the Go unit,
+# fuzz-seed, corrupt-model and tiny-fixture parity tests; these targets add
+# the training smoke test (Python, about a minute) and the shipped models'
+# parity. Heavy training is never part of `make test`.
+.PHONY: model-smoke model-parity model model-fixtures model-eval report-model model-bench
+TEST_TARGETS += model-smoke model-parity
+REPORT_TARGETS += report-model
+
+PYTHON ?= /usr/bin/python3
+MODEL_WORK ?= out/model
+# Every experiment of docs/classifier.md; `make model-eval` reruns them all
+# (hours on a 2-core machine; fold models are cached in $(MODEL_WORK), so an
+# interrupted run resumes where it stopped).
+MODEL_EXPERIMENTS ?= $(sort $(wildcard model/experiments/*.json))
+
+model-smoke: ## training smoke test: prepare samples/, train 1 epoch of both architectures, export, load in Go, parity
+	ALLSCREEN_TRAIN_SMOKE=1 ALLSCREEN_PYTHON=$(PYTHON) $(GO) test -count=1 -run 'TestTrainingSmoke' -timeout 15m ./model/
+
+model-parity: ## Go vs PyTorch on the committed fixtures (tiny model and shipped models) within 1e-4
+	$(GO) test -count=1 -run 'Parity' -v ./model/ | grep -E '^(---|ok|FAIL|\s+net_test)'
+
+model: build ## retrain the shipped models (model/shipped/) from ../shared/data, reproducibly
+	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite.json --name detect --work $(MODEL_WORK) --python $(PYTHON)
+	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/subtype-bll-stages.json --name subtype --work $(MODEL_WORK) --python $(PYTHON)
+
+model-fixtures: ## rewrite the tiny test model and its parity fixture (synthetic)
+	$(PYTHON) model/train/fixtures.py model/testdata
+
+model-eval: build ## rerun every evaluation experiment into model/results/ (long)
+	@mkdir -p model/results
+	set -e; for e in $(MODEL_EXPERIMENTS); do n=$$(basename $$e .json); \
+	  nice -n 10 $(BIN)/allscreen eval --experiment $$e --work $(MODEL_WORK) --python $(PYTHON) --json \
+	    --out model/results/$$n.json --predictions model/results/$$n-predictions.csv >/dev/null; done
+
+report-model: ## regenerate docs/classifier.md's figures and tables and the README section from model/results/
+	$(PYTHON) model/train/report.py
+
+model-bench: ## Go inference per crop at batch 1 and 16, both architectures, with PyTorch eager on the same inputs
+	$(GO) test -run '^$$' -bench 'Classify|Forward' -benchtime 20x -count 3 ./model/

@@ -1,0 +1,572 @@
+package model
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"allscreen/vision"
+
+	"gocv.io/x/gocv"
+)
+
+// An Experiment is one evaluation or training recipe, read from a JSON file
+// (model/experiments/*.json): which data, which input, which architecture,
+// which protocol, which seeds. `allscreen eval --experiment` cross-validates
+// it; `allscreen train --experiment` trains the model to ship. Inputs are
+// prepared by Go (PrepareSet); the Python trainer (model/train/train.py)
+// only trains; every figure is measured here, on the Go inference path.
+type Experiment struct {
+	Name     string   `json:"name"`
+	Title    string   `json:"title"`
+	Task     string   `json:"task"` // TaskDetection or TaskSubtype
+	Arch     string   `json:"arch"` // paper, compact
+	Labels   []string `json:"labels"`
+	Positive string   `json:"positive,omitempty"`
+	// Input: the spec inputs are prepared with (size, masking, framing...).
+	Input InputSpec `json:"input"`
+	// Protocol: "split-then-augment" (honest) or "augment-then-split" (the
+	// paper's: copies made before the split, so copies of a test image train).
+	Protocol    string  `json:"protocol"`
+	Augment     string  `json:"augment"` // none, paper, full
+	Folds       int     `json:"folds"`
+	Seeds       []int   `json:"seeds"`
+	Epochs      int     `json:"epochs"`
+	Patience    int     `json:"patience"`
+	Batch       int     `json:"batch,omitempty"`
+	LR          float64 `json:"lr,omitempty"`
+	WeightDecay float64 `json:"weight_decay,omitempty"`
+	ValFraction float64 `json:"val_fraction"`
+	Threads     int     `json:"threads,omitempty"`
+	// CV is cross-validated: folds over its groups.
+	CV DataSource `json:"cv"`
+	// FieldEval: whole fields whose groups share names with CV's groups; a
+	// fold's fields are judged by the model that never saw their crops.
+	FieldEval *DataSource `json:"field_eval,omitempty"`
+	// ExtraTrain joins every fold's training (other sites).
+	ExtraTrain []DataSource `json:"extra_train,omitempty"`
+	// CrossSite is evaluated with every fold's model and never trained on.
+	CrossSite []DataSource `json:"cross_site,omitempty"`
+	// Description and Split go into a shipped model's manifest.
+	Description string `json:"description,omitempty"`
+}
+
+// DataSource is one labelled folder and how its labels map to the model's.
+type DataSource struct {
+	Name        string `json:"name"`
+	Images      string `json:"images"`           // relative to the data folder
+	Labels      string `json:"labels,omitempty"` // relative to the data folder; "" = a folder per label
+	LabelColumn string `json:"label_column,omitempty"`
+	Fields      bool   `json:"fields,omitempty"`    // whole fields: classify the cells FindCells finds
+	ScaleBar    bool   `json:"scale_bar,omitempty"` // blank bll-stages' scale bar first
+	// Map turns the folder's labels into the model's ("*" matches any other
+	// label; a label mapped to "" is left out). Absent: labels as they are.
+	Map map[string]string `json:"map,omitempty"`
+	// Groups: a CSV (relative to the repository) with a "file" column and
+	// GroupColumn giving each image's group (e.g. its ALL-IDB1 field family).
+	Groups      string `json:"groups,omitempty"`
+	GroupColumn string `json:"group_column,omitempty"`
+	// GroupBlocks > 0 groups images by runs of that many consecutive file
+	// numbers within a label: for data without patient IDs, whose numbering
+	// follows acquisition (neighbouring images share a slide).
+	GroupBlocks int     `json:"group_blocks,omitempty"`
+	PerEpoch    int     `json:"per_epoch,omitempty"`
+	Weight      float64 `json:"weight,omitempty"`
+}
+
+// Protocols of an experiment.
+const (
+	SplitThenAugment = "split-then-augment"
+	AugmentThenSplit = "augment-then-split"
+)
+
+// ReadExperiment reads and checks an experiment file.
+func ReadExperiment(path string) (*Experiment, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var e Experiment
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return nil, fmt.Errorf("experiment %s: %w", path, err)
+	}
+	if e.Name == "" {
+		e.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	if e.Task == "" {
+		e.Task = TaskDetection
+	}
+	if e.Protocol == "" {
+		e.Protocol = SplitThenAugment
+	}
+	if e.Folds == 0 {
+		e.Folds = 5
+	}
+	if len(e.Seeds) == 0 {
+		e.Seeds = []int{1}
+	}
+	if e.ValFraction == 0 {
+		e.ValFraction = 0.15
+	}
+	if e.Threads == 0 {
+		e.Threads = 2
+	}
+	switch {
+	case len(e.Labels) < 2:
+		return nil, fmt.Errorf("experiment %s: needs at least 2 labels", path)
+	case e.Task == TaskDetection && !slices.Contains(e.Labels, e.Positive):
+		return nil, fmt.Errorf("experiment %s: positive %q is not a label", path, e.Positive)
+	case e.Protocol != SplitThenAugment && e.Protocol != AugmentThenSplit:
+		return nil, fmt.Errorf("experiment %s: protocol %q", path, e.Protocol)
+	case e.Folds < 2:
+		return nil, fmt.Errorf("experiment %s: %d folds", path, e.Folds)
+	case e.CV.Images == "":
+		return nil, fmt.Errorf("experiment %s: cv.images is empty", path)
+	}
+	if err := e.Input.Check(); err != nil {
+		return nil, fmt.Errorf("experiment %s: input: %w", path, err)
+	}
+	return &e, nil
+}
+
+// Runner runs experiments. Prepared inputs and trained fold models are
+// cached under Work, keyed by what made them, so a rerun (or a resumed run
+// after a cut-off) trains only what changed.
+type Runner struct {
+	DataDir string // ../shared/data
+	RepoDir string // the repository root (model/train/train.py, groups CSVs)
+	Work    string // cache: prepared inputs and fold runs
+	Python  string // /usr/bin/python3
+	Log     io.Writer
+	// FieldPositive decides a field from its cells' predictions with the
+	// appliance's verdict rule: flagged (referred, or sent for review as
+	// inconclusive) or not, and whether it was inconclusive. nil flags a
+	// field when any confident cell is called a blast.
+	FieldPositive func(preds []Prediction, m *Manifest) (flagged, inconclusive bool)
+}
+
+func (r *Runner) logf(format string, a ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, format+"\n", a...)
+	}
+}
+
+// Prepared is a prepared folder: its rows and where they live.
+type Prepared struct {
+	Source DataSource
+	Dir    string
+	Rows   []IndexRow
+}
+
+// IndexRow is one row of a prepared folder's index.csv, its label mapped.
+type IndexRow struct {
+	Input, Source, Label, Group string
+	Class                       int // index into the experiment's labels, -1 when left out
+	Fallback                    bool
+}
+
+// Prepare prepares a data source with a spec, or reuses the cache.
+func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepared, error) {
+	key := struct {
+		Spec   InputSpec
+		Seg    string
+		Fields bool
+		Bar    bool
+		Images string
+		Labels string
+		Col    string
+	}{spec, vision.CellSegmentationVersion, ds.Fields, ds.ScaleBar, ds.Images, ds.Labels, ds.LabelColumn}
+	kb, _ := json.Marshal(key)
+	sum := sha256.Sum256(kb)
+	name := ds.Name
+	if name == "" {
+		name = filepath.Base(ds.Images)
+	}
+	dir := filepath.Join(r.Work, "prep", fmt.Sprintf("%s-%d-%s-%s", name, spec.Size, spec.Masking, hex.EncodeToString(sum[:6])))
+	if _, err := os.Stat(filepath.Join(dir, "index.csv")); err != nil {
+		labelsCSV := ""
+		if ds.Labels != "" {
+			labelsCSV = filepath.Join(r.DataDir, ds.Labels)
+		}
+		col := ds.LabelColumn
+		if col == "" {
+			col = "label"
+		}
+		items, err := ReadLabelled(filepath.Join(r.DataDir, ds.Images), labelsCSV, col)
+		if err != nil {
+			return nil, err
+		}
+		r.logf("preparing %s (%d images) into %s", name, len(items), dir)
+		res, err := PrepareSet(items, dir, PrepareOptions{Spec: spec, Fields: ds.Fields, BlankScaleBar: ds.ScaleBar, Find: vision.DefaultFindOptions}, nil)
+		if err != nil {
+			return nil, err
+		}
+		r.logf("prepared %s: %d inputs from %d images, %d without a cell outline, %d failed", name, res.Inputs, res.Images, res.Fallbacks, len(res.Failed))
+		for _, f := range res.Failed {
+			r.logf("  %s", f)
+		}
+	}
+	rows, err := readIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	groupOf, err := r.groupsOf(ds, rows)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		rows[i].Class = slices.Index(labels, mapLabel(ds.Map, rows[i].Label))
+		if g, ok := groupOf[rows[i].Source]; ok {
+			rows[i].Group = g
+		}
+	}
+	return &Prepared{Source: ds, Dir: dir, Rows: rows}, nil
+}
+
+func mapLabel(m map[string]string, l string) string {
+	if m == nil {
+		return l
+	}
+	if v, ok := m[l]; ok {
+		return v
+	}
+	return m["*"]
+}
+
+func readIndex(dir string) ([]IndexRow, error) {
+	f, err := os.Open(filepath.Join(dir, "index.csv"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s/index.csv: %w", dir, err)
+	}
+	if len(recs) == 0 || !slices.Equal(recs[0], IndexHeader) {
+		return nil, fmt.Errorf("%s/index.csv: unexpected header", dir)
+	}
+	rows := make([]IndexRow, 0, len(recs)-1)
+	for _, rec := range recs[1:] {
+		rows = append(rows, IndexRow{Input: rec[0], Source: rec[1], Label: rec[2], Group: rec[3], Fallback: rec[9] == "1"})
+	}
+	return rows, nil
+}
+
+var trailingNumber = regexp.MustCompile(`(\d+)\D*$`)
+
+// groupsOf maps source files to groups from the source's groups CSV or
+// file-number blocks.
+func (r *Runner) groupsOf(ds DataSource, rows []IndexRow) (map[string]string, error) {
+	out := map[string]string{}
+	if ds.Groups != "" {
+		f, err := os.Open(filepath.Join(r.RepoDir, ds.Groups))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		recs, err := csv.NewReader(f).ReadAll()
+		if err != nil || len(recs) == 0 {
+			return nil, fmt.Errorf("groups %s: %v", ds.Groups, err)
+		}
+		fc, gc := slices.Index(recs[0], "file"), slices.Index(recs[0], ds.GroupColumn)
+		if fc < 0 || gc < 0 {
+			return nil, fmt.Errorf("groups %s: no columns file and %q", ds.Groups, ds.GroupColumn)
+		}
+		for _, rec := range recs[1:] {
+			out[rec[fc]] = rec[gc]
+		}
+		return out, nil
+	}
+	if ds.GroupBlocks > 0 {
+		for _, row := range rows {
+			m := trailingNumber.FindStringSubmatch(strings.TrimSuffix(row.Source, filepath.Ext(row.Source)))
+			if m == nil {
+				continue
+			}
+			n, _ := strconv.Atoi(m[1])
+			out[row.Source] = fmt.Sprintf("%s/block%03d", row.Label, n/ds.GroupBlocks)
+		}
+	}
+	return out, nil
+}
+
+// AssignFolds puts groups into k folds, balancing each label's count: groups
+// are taken largest first (ties in seeded random order) and each goes to the
+// fold holding fewest of its majority label.
+func AssignFolds(rows []IndexRow, k int, seed uint64) map[string]int {
+	type grp struct {
+		name   string
+		counts map[int]int
+		n      int
+	}
+	gm := map[string]*grp{}
+	for _, r := range rows {
+		if r.Class < 0 {
+			continue
+		}
+		g := gm[r.Group]
+		if g == nil {
+			g = &grp{name: r.Group, counts: map[int]int{}}
+			gm[r.Group] = g
+		}
+		g.counts[r.Class]++
+		g.n++
+	}
+	names := make([]string, 0, len(gm))
+	for n := range gm {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	sort.SliceStable(names, func(i, j int) bool { return gm[names[i]].n > gm[names[j]].n })
+	load := make([]map[int]int, k)
+	total := make([]int, k)
+	for i := range load {
+		load[i] = map[int]int{}
+	}
+	fold := map[string]int{}
+	for _, n := range names {
+		g := gm[n]
+		major, best := 0, -1
+		for c, v := range g.counts {
+			if v > best || (v == best && c < major) {
+				major, best = c, v
+			}
+		}
+		f := 0
+		for i := 1; i < k; i++ {
+			if load[i][major] < load[f][major] || (load[i][major] == load[f][major] && total[i] < total[f]) {
+				f = i
+			}
+		}
+		fold[n] = f
+		for c, v := range g.counts {
+			load[f][c] += v
+		}
+		total[f] += g.n
+	}
+	return fold
+}
+
+// trainConfig is the JSON model/train/train.py reads.
+type trainConfig struct {
+	Arch        string        `json:"arch"`
+	Seed        int           `json:"seed"`
+	Epochs      int           `json:"epochs,omitempty"`
+	Patience    int           `json:"patience,omitempty"`
+	Batch       int           `json:"batch,omitempty"`
+	LR          float64       `json:"lr,omitempty"`
+	WeightDecay float64       `json:"weight_decay,omitempty"`
+	Threads     int           `json:"threads"`
+	Classes     []string      `json:"classes"`
+	Positive    string        `json:"positive,omitempty"`
+	Task        string        `json:"task"`
+	Train       []trainPart   `json:"train"`
+	Val         []trainPart   `json:"val,omitempty"`
+	Test        []trainPart   `json:"test,omitempty"`
+	ValFraction float64       `json:"val_fraction,omitempty"`
+	Augment     string        `json:"augment"`
+	Protocol    string        `json:"protocol"`
+	Fold        int           `json:"fold"`
+	Folds       int           `json:"folds"`
+	Out         string        `json:"out"`
+	Name        string        `json:"name"`
+	Title       string        `json:"title"`
+	Provisional bool          `json:"provisional"`
+	Description string        `json:"description,omitempty"`
+	Split       string        `json:"split,omitempty"`
+	RelativeTo  string        `json:"relative_to,omitempty"`
+	Parity      *parityConfig `json:"parity,omitempty"`
+}
+
+type trainPart struct {
+	Dir           string            `json:"dir"`
+	Name          string            `json:"name"`
+	Map           map[string]string `json:"map"`
+	Groups        []string          `json:"groups,omitempty"`
+	ExcludeGroups []string          `json:"exclude_groups,omitempty"`
+	PerEpoch      int               `json:"per_epoch,omitempty"`
+	Weight        float64           `json:"weight,omitempty"`
+}
+
+type parityConfig struct {
+	Dir string `json:"dir"` // prepared inputs (from samples/)
+	Out string `json:"out"` // fixture folder: parity JSON and the input PNGs
+}
+
+func (r *Runner) part(p *Prepared, labels []string) trainPart {
+	m := map[string]string{}
+	for _, row := range p.Rows {
+		if row.Class >= 0 {
+			m[row.Label] = labels[row.Class]
+		}
+	}
+	tp := trainPart{Dir: p.Dir, Name: p.Source.Name, Map: m, PerEpoch: p.Source.PerEpoch, Weight: p.Source.Weight}
+	if tp.Weight == 0 {
+		tp.Weight = 1
+	}
+	return tp
+}
+
+// train runs the Python trainer on a config unless the same config already
+// produced a model in dir. It returns the manifest path.
+func (r *Runner) train(cfg trainConfig, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	cfg.Out = dir
+	raw, _ := json.MarshalIndent(cfg, "", " ")
+	cfgPath := filepath.Join(dir, "config.json")
+	manifest := filepath.Join(dir, cfg.Name+".json")
+	if old, err := os.ReadFile(cfgPath); err == nil && bytes.Equal(old, raw) {
+		if _, err := os.Stat(manifest); err == nil {
+			r.logf("  %s: trained before with the same config; reusing it", dir)
+			return manifest, nil
+		}
+	}
+	os.Remove(manifest)
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		return "", err
+	}
+	cmd := exec.Command("nice", "-n", "10", r.Python, filepath.Join(r.RepoDir, "model", "train", "train.py"), cfgPath)
+	cmd.Dir = r.RepoDir
+	var tail bytes.Buffer
+	w := io.Writer(&tail)
+	if r.Log != nil {
+		w = io.MultiWriter(&tail, &prefixWriter{w: r.Log, prefix: "    "})
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		t := tail.String()
+		return "", fmt.Errorf("training in %s failed: %v\n%s", dir, err, t[max(0, len(t)-2000):])
+	}
+	if _, err := os.Stat(manifest); err != nil {
+		return "", fmt.Errorf("training in %s wrote no manifest", dir)
+	}
+	return manifest, nil
+}
+
+// prefixWriter indents the trainer's lines, dropping library warnings.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := string(p.buf[:i])
+		p.buf = p.buf[i+1:]
+		if strings.Contains(line, "Warning") || strings.HasPrefix(strings.TrimSpace(line), "warnings.warn") {
+			continue
+		}
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, line)
+	}
+}
+
+// Predicted is one evaluated input.
+type Predicted struct {
+	Set       string    `json:"set"`
+	Input     string    `json:"input"`
+	Source    string    `json:"source"`
+	Group     string    `json:"group"`
+	Seed      int       `json:"seed"`
+	Fold      int       `json:"fold"`
+	True      int       `json:"true"`
+	Pred      int       `json:"pred"` // the call at its fold model's operating point
+	Probs     []float32 `json:"probs"`
+	Uncertain bool      `json:"uncertain"`
+	OOD       bool      `json:"ood"`
+	Distance  float32   `json:"ood_distance"`
+}
+
+// predictRows runs prepared rows through a loaded model.
+func predictRows(n *Net, p *Prepared, rows []IndexRow, set string, seed, fold int) ([]Predicted, error) {
+	out := make([]Predicted, 0, len(rows))
+	for start := 0; start < len(rows); start += 64 {
+		chunk := rows[start:min(start+64, len(rows))]
+		imgs := make([]gocv.Mat, 0, len(chunk))
+		for _, row := range chunk {
+			m := gocv.IMRead(filepath.Join(p.Dir, row.Input), gocv.IMReadColor)
+			if m.Empty() {
+				for _, o := range imgs {
+					o.Close()
+				}
+				m.Close()
+				return nil, fmt.Errorf("cannot read prepared input %s/%s", p.Dir, row.Input)
+			}
+			imgs = append(imgs, m)
+		}
+		probs, feats, err := n.RunPrepared(imgs)
+		for _, m := range imgs {
+			m.Close()
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i, row := range chunk {
+			j := n.judge(probs[i], feats[i], row.Fallback)
+			out = append(out, Predicted{Set: set, Input: row.Input, Source: row.Source, Group: row.Group, Seed: seed, Fold: fold,
+				True: row.Class, Pred: predictedClass(probs[i], n.pos, threshold(n.m)), Probs: probs[i], Uncertain: j.Uncertain, OOD: j.OutOfDistribution, Distance: j.OODDistance})
+		}
+	}
+	return out, nil
+}
+
+// prediction turns a Predicted back into the classifier's answer.
+func (p Predicted) prediction(pos int) Prediction {
+	pr := Prediction{Probs: p.Probs, Uncertain: p.Uncertain, OutOfDistribution: p.OOD, OODDistance: p.Distance}
+	if pos >= 0 && pos < len(p.Probs) {
+		pr.Blast = p.Probs[pos]
+	}
+	return pr
+}
+
+// argmax of a probability vector.
+func argmax(p []float32) int {
+	b := 0
+	for i, v := range p {
+		if v > p[b] {
+			b = i
+		}
+	}
+	return b
+}
+
+// predictedClass is the call at the operating point: for a detection model,
+// positive when P(positive) >= the threshold; otherwise the top label.
+func predictedClass(p []float32, pos int, threshold float64) int {
+	if pos >= 0 && len(p) == 2 {
+		if float64(p[pos]) >= threshold {
+			return pos
+		}
+		return 1 - pos
+	}
+	return argmax(p)
+}
+
+// ErrNoData is returned when an experiment selects no inputs.
+var ErrNoData = errors.New("no inputs selected")

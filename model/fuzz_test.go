@@ -1,0 +1,143 @@
+package model
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"strings"
+	"testing"
+)
+
+// FuzzParseManifest: any bytes give a manifest that passes Check or an
+// error, never a panic.
+func FuzzParseManifest(f *testing.F) {
+	for _, p := range []string{"testdata/tiny.json", "shipped/detect.json"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"format":"allscreen-model/1","task":"detection","labels":["a","b"],"operating_point":{"ood":{"kind":"feature-distance","variance":[0],"class_means":[[1],[2]]}}}`))
+	f.Add([]byte(`[1,2,3]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseManifest(data)
+		if err != nil {
+			if m != nil {
+				t.Fatal("manifest and error")
+			}
+			return
+		}
+		if err := m.Check(); err != nil {
+			t.Fatalf("parsed manifest fails Check: %v", err)
+		}
+		if m.Task == TaskDetection && m.PositiveIndex() < 0 {
+			t.Fatal("detection manifest without positive label")
+		}
+		if o := m.Operating.OOD; o != nil {
+			f := make([]float32, len(o.Variance))
+			if d := o.Distance(f); math.IsNaN(d) {
+				t.Fatal("OOD distance NaN")
+			}
+		}
+	})
+}
+
+// FuzzParseONNX: the pre-OpenCV check never panics, whatever the bytes.
+func FuzzParseONNX(f *testing.F) {
+	if b, err := os.ReadFile("testdata/tiny.onnx"); err == nil {
+		f.Add(b)
+		f.Add(b[:len(b)/3])
+	}
+	f.Add([]byte{0x08, 0x07, 0x3a, 0x02, 0x0a, 0x00})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	m, _ := readManifestFile("testdata/tiny.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := parseONNX(data)
+		if err != nil {
+			return
+		}
+		if m != nil {
+			_ = checkONNX(g, m)
+		}
+	})
+}
+
+// FuzzParseLabels: a labels CSV from outside gives items or an error, and
+// never a path outside the images folder.
+func FuzzParseLabels(f *testing.F) {
+	f.Add("file,label,group\nIm001_1.png,blast,Im001_1\n", "label")
+	f.Add("file,celltype\n001.png,lymphocyte\n", "celltype")
+	f.Add("\ufefffile,label\n../../etc/passwd,x\n", "label")
+	f.Add("file,label\na.png,x\na.png,y\n", "label")
+	f.Fuzz(func(t *testing.T, csvText, col string) {
+		items, err := parseLabels(strings.NewReader(csvText), col)
+		if err != nil {
+			return
+		}
+		for _, it := range items {
+			if it.File == "" || it.Label == "" || it.Group == "" || strings.HasPrefix(it.File, "../") || it.File == ".." || strings.HasPrefix(it.File, "/") {
+				t.Fatalf("bad item %+v", it)
+			}
+		}
+	})
+}
+
+func TestParseLabels(t *testing.T) {
+	items, err := parseLabels(bytes.NewBufferString("file,label,group\nb/x.png, blast ,g1\ny.png,normal,\n"), "label")
+	if err != nil || len(items) != 2 || items[0].Label != "blast" || items[0].Group != "g1" || items[1].Group != "y.png" {
+		t.Fatalf("%+v %v", items, err)
+	}
+	for _, bad := range []string{"", "name,label\nx,y\n", "file,label\n", "file,label\n../x.png,a\n", "file,label\n/abs.png,a\n", "file,label\nx.png,\n", "file,label\nx.png,a\nx.png,b\n"} {
+		if _, err := parseLabels(strings.NewReader(bad), "label"); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestScore(t *testing.T) {
+	outs := []Outcome{{1, 1, "a"}, {1, 1, "a"}, {1, 0, "b"}, {0, 0, "c"}, {0, 0, "c"}, {0, 1, "d"}, {0, 0, "e"}}
+	r := Score([]string{"normal", "blast"}, outs, "blast")
+	if r.N != 7 || math.Abs(r.Accuracy-5.0/7) > 1e-12 || r.Confusion[1][0] != 1 || r.Confusion[0][1] != 1 {
+		t.Fatalf("%+v", r)
+	}
+	if math.Abs(*r.Sensitivity-2.0/3) > 1e-12 || math.Abs(*r.Specificity-3.0/4) > 1e-12 {
+		t.Fatalf("sens %v spec %v", *r.Sensitivity, *r.Specificity)
+	}
+	b := r.PerClass["blast"]
+	if math.Abs(b.Precision-2.0/3) > 1e-12 || math.Abs(b.F1-2.0/3) > 1e-12 || b.Support != 3 {
+		t.Fatalf("%+v", b)
+	}
+	if r.GroupBootstrapCI == nil || r.Groups != 5 || r.GroupBootstrapCI[0] > r.Accuracy || r.GroupBootstrapCI[1] < r.Accuracy {
+		t.Fatalf("bootstrap %+v", r.GroupBootstrapCI)
+	}
+	// Wilson: known values (k=0, n=10: 0-0.2775; k=5, n=10: 0.2366-0.7634).
+	if w := Wilson(0, 10); w[0] != 0 || math.Abs(w[1]-0.2775) > 1e-3 {
+		t.Fatal(w)
+	}
+	if w := Wilson(5, 10); math.Abs(w[0]-0.2366) > 1e-3 || math.Abs(w[1]-0.7634) > 1e-3 {
+		t.Fatal(w)
+	}
+}
+
+func TestAssignFolds(t *testing.T) {
+	var rows []IndexRow
+	for g := 0; g < 40; g++ {
+		for c := 0; c <= g%3; c++ {
+			rows = append(rows, IndexRow{Group: string(rune('A' + g)), Class: g % 2})
+		}
+	}
+	f1 := AssignFolds(rows, 5, 1)
+	f2 := AssignFolds(rows, 5, 1)
+	count := make([][2]int, 5)
+	for _, r := range rows {
+		if f1[r.Group] != f2[r.Group] {
+			t.Fatal("fold assignment not deterministic")
+		}
+		count[f1[r.Group]][r.Class]++
+	}
+	for i, c := range count {
+		if c[0] < 4 || c[1] < 4 {
+			t.Fatalf("fold %d unbalanced: %v", i, c)
+		}
+	}
+}

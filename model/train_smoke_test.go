@@ -1,0 +1,82 @@
+package model
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTrainingSmoke runs the whole training pipeline on the CC-BY images in
+// samples/ so it cannot rot: Go prepares the inputs, model/train/train.py
+// trains one short epoch of each architecture and exports ONNX plus
+// manifest plus parity fixture, and Go loads the result and must reproduce
+// PyTorch's probabilities within 1e-4. It needs /usr/bin/python3 with torch
+// and takes about a minute, so it runs only when ALLSCREEN_TRAIN_SMOKE=1
+// (`make model-smoke`, part of `make test`).
+func TestTrainingSmoke(t *testing.T) {
+	if os.Getenv("ALLSCREEN_TRAIN_SMOKE") != "1" {
+		t.Skip("set ALLSCREEN_TRAIN_SMOKE=1 (make model-smoke) to run the training smoke test")
+	}
+	python := os.Getenv("ALLSCREEN_PYTHON")
+	if python == "" {
+		python = "/usr/bin/python3"
+	}
+	items, err := sampleItems("../samples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range items {
+		items[i].Label = "normal"
+		if strings.HasPrefix(items[i].File, "blast") {
+			items[i].Label = "blast"
+		}
+	}
+	for _, arch := range []struct {
+		name string
+		size int
+	}{{"compact", 96}, {"paper", 256}} {
+		t.Run(arch.name, func(t *testing.T) {
+			dir := t.TempDir()
+			spec := DefaultInputSpec
+			spec.Size = arch.size
+			prep := filepath.Join(dir, "prep")
+			res, err := PrepareSet(items, prep, PrepareOptions{Spec: spec}, nil)
+			if err != nil || res.Inputs != len(items) {
+				t.Fatalf("prepare: %v (%d of %d)", err, res.Inputs, len(items))
+			}
+			all := trainPart{Dir: prep, Name: "samples", Map: map[string]string{"blast": "blast", "normal": "normal"}}
+			val := all
+			val.Groups = []string{items[0].Group, items[len(items)-1].Group}
+			cfg := trainConfig{Arch: arch.name, Seed: 1, Epochs: 1, Threads: 2, Classes: []string{"normal", "blast"},
+				Positive: "blast", Task: TaskDetection, Train: []trainPart{all}, Val: []trainPart{val}, Test: []trainPart{all},
+				Augment: "full", Protocol: SplitThenAugment, Out: filepath.Join(dir, "out"), Name: "smoke", Provisional: true,
+				Parity: &parityConfig{Dir: prep, Out: filepath.Join(dir, "out", "parity", "smoke.json")}}
+			raw, _ := json.Marshal(cfg)
+			cfgPath := filepath.Join(dir, "config.json")
+			if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(python, "train/train.py", cfgPath)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("train.py: %v\n%s", err, out)
+			}
+			for _, f := range []string{"smoke.onnx", "smoke.json", "smoke-curves.png", "parity/smoke.json", "smoke-predictions.csv"} {
+				if _, err := os.Stat(filepath.Join(dir, "out", f)); err != nil {
+					t.Fatalf("training wrote no %s: %v\n%s", f, err, out)
+				}
+			}
+			m, err := readManifestFile(filepath.Join(dir, "out", "smoke.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.Provisional || m.Architecture != arch.name || m.Input.Size != arch.size || m.Opset != 13 {
+				t.Fatalf("manifest: %+v", m)
+			}
+			checkParity(t, filepath.Join(dir, "out", "parity", "smoke.json"))
+		})
+	}
+}
