@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/jpeg" // register decoders for DecodeConfig (header only)
-	_ "image/png"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -30,6 +30,10 @@ const (
 	// MaxFileBytes is the largest file read.
 	MaxFileBytes = 256 << 20
 )
+
+// pixelLimit is MaxPixels, lowered only by the fuzz test: a fuzzer finds
+// headers that claim the full 64 MP and spends seconds decoding each one.
+var pixelLimit = MaxPixels
 
 // ErrBadImage is wrapped by every error about an unusable image file.
 var ErrBadImage = errors.New("not a usable image")
@@ -128,23 +132,33 @@ func DecodeImage(data []byte) (gocv.Mat, error) {
 }
 
 // decodeConfig reads only the header, and only of the four formats this
-// package decodes: image.DecodeConfig would also answer for any format
-// another package registered (GIF, WebP), which OpenCV then cannot decode.
+// package decodes. It calls each format's own DecodeConfig on a
+// bytes.Reader: image.DecodeConfig would wrap the data in a bufio.Reader,
+// and x/image/tiff, given a reader without ReadAt, buffers up to whatever
+// offset the file claims: a 9-byte TIFF pointing 4 GB ahead made it
+// allocate 4 GB (found by FuzzDecodeImage).
 func decodeConfig(data []byte) (cfg image.Config, format string, err error) {
 	defer func() {
 		if p := recover(); p != nil { // a decoder bug must not take the appliance down
 			cfg, format, err = image.Config{}, "", fmt.Errorf("header decoder failed: %v", p)
 		}
 	}()
-	cfg, format, err = image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return image.Config{}, "", err
+	r := bytes.NewReader(data)
+	switch sniffFormat(data) {
+	case "PNG":
+		cfg, err = png.DecodeConfig(r)
+		return cfg, "png", err
+	case "JPEG":
+		cfg, err = jpeg.DecodeConfig(r)
+		return cfg, "jpeg", err
+	case "TIFF":
+		cfg, err = tiff.DecodeConfig(r)
+		return cfg, "tiff", err
+	case "BMP":
+		cfg, err = bmp.DecodeConfig(r)
+		return cfg, "bmp", err
 	}
-	switch format {
-	case "jpeg", "png", "bmp", "tiff":
-		return cfg, format, nil
-	}
-	return image.Config{}, "", fmt.Errorf("%s images are not accepted", format)
+	return image.Config{}, "", errors.New("unknown format")
 }
 
 // sniffFormat names the format its magic bytes claim, for error messages
@@ -157,7 +171,7 @@ func sniffFormat(data []byte) string {
 		return "JPEG"
 	case bytes.HasPrefix(data, []byte("II*\x00")), bytes.HasPrefix(data, []byte("MM\x00*")):
 		return "TIFF"
-	case bytes.HasPrefix(data, []byte("BM")) && len(data) >= 14:
+	case bytes.HasPrefix(data, []byte("BM")):
 		return "BMP"
 	}
 	return ""
@@ -232,8 +246,8 @@ func checkSize(w, h int) error {
 	switch {
 	case w < MinSide || h < MinSide:
 		return fmt.Errorf("image is %dx%d, smaller than the %dx%d accepted: %w", w, h, MinSide, MinSide, ErrBadImage)
-	case w > MaxSide || h > MaxSide || int64(w)*int64(h) > MaxPixels:
-		return fmt.Errorf("image is %dx%d, larger than the %d megapixels (or %d pixels a side) accepted: %w", w, h, MaxPixels>>20, MaxSide, ErrBadImage)
+	case w > MaxSide || h > MaxSide || int64(w)*int64(h) > int64(pixelLimit):
+		return fmt.Errorf("image is %dx%d, larger than the %d megapixels (or %d pixels a side) accepted: %w", w, h, pixelLimit>>20, MaxSide, ErrBadImage)
 	}
 	return nil
 }
