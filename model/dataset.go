@@ -38,6 +38,11 @@ func isImageFile(name string) bool {
 // and an optional column "group" its group (else the file is its own
 // group). Without one, every sub-folder of dir is a label.
 func ReadLabelled(dir, labelsCSV, labelColumn string) ([]Labelled, error) {
+	return ReadLabelledGroups(dir, labelsCSV, labelColumn, "group")
+}
+
+// ReadLabelledGroups is ReadLabelled with the group read from groupColumn.
+func ReadLabelledGroups(dir, labelsCSV, labelColumn, groupColumn string) ([]Labelled, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("images folder: %w", err)
@@ -53,7 +58,7 @@ func ReadLabelled(dir, labelsCSV, labelColumn string) ([]Labelled, error) {
 		return nil, fmt.Errorf("labels: %w", err)
 	}
 	defer f.Close()
-	items, err := parseLabels(f, labelColumn)
+	items, err := parseLabels(f, labelColumn, groupColumn)
 	if err != nil {
 		return nil, fmt.Errorf("labels %s: %w", labelsCSV, err)
 	}
@@ -68,7 +73,7 @@ const maxLabelRows = 1 << 20
 
 // parseLabels reads a labels CSV: a header naming at least "file" and the
 // label column, then one row per image.
-func parseLabels(r io.Reader, labelColumn string) ([]Labelled, error) {
+func parseLabels(r io.Reader, labelColumn, groupColumn string) ([]Labelled, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	head, err := cr.Read()
@@ -87,7 +92,7 @@ func parseLabels(r io.Reader, labelColumn string) ([]Labelled, error) {
 	if !ok {
 		return nil, fmt.Errorf("header %q has no label column %q", strings.Join(head, ","), labelColumn)
 	}
-	groupCol, hasGroup := col["group"]
+	groupCol, hasGroup := col[strings.ToLower(groupColumn)]
 	var items []Labelled
 	seen := map[string]bool{}
 	for line := 2; ; line++ {

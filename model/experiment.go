@@ -71,8 +71,11 @@ type DataSource struct {
 	Images      string `json:"images"`           // relative to the data folder
 	Labels      string `json:"labels,omitempty"` // relative to the data folder; "" = a folder per label
 	LabelColumn string `json:"label_column,omitempty"`
-	Fields      bool   `json:"fields,omitempty"`    // whole fields: classify the cells FindCells finds
-	ScaleBar    bool   `json:"scale_bar,omitempty"` // blank bll-stages' scale bar first
+	// GroupColumnInLabels names the labels CSV's group column (default
+	// "group"; absent column: every image its own group).
+	GroupColumnInLabels string `json:"labels_group_column,omitempty"`
+	Fields              bool   `json:"fields,omitempty"`    // whole fields: classify the cells FindCells finds
+	ScaleBar            bool   `json:"scale_bar,omitempty"` // blank bll-stages' scale bar first
 	// Map turns the folder's labels into the model's ("*" matches any other
 	// label; a label mapped to "" is left out). Absent: labels as they are.
 	Map map[string]string `json:"map,omitempty"`
@@ -191,7 +194,8 @@ func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepa
 		Images string
 		Labels string
 		Col    string
-	}{spec, vision.CellSegmentationVersion, ds.Fields, ds.ScaleBar, ds.Images, ds.Labels, ds.LabelColumn}
+		GCol   string
+	}{spec, vision.CellSegmentationVersion, ds.Fields, ds.ScaleBar, ds.Images, ds.Labels, ds.LabelColumn, ds.GroupColumnInLabels}
 	kb, _ := json.Marshal(key)
 	sum := sha256.Sum256(kb)
 	name := ds.Name
@@ -208,7 +212,11 @@ func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepa
 		if col == "" {
 			col = "label"
 		}
-		items, err := ReadLabelled(filepath.Join(r.DataDir, ds.Images), labelsCSV, col)
+		gcol := ds.GroupColumnInLabels
+		if gcol == "" {
+			gcol = "group"
+		}
+		items, err := ReadLabelledGroups(filepath.Join(r.DataDir, ds.Images), labelsCSV, col, gcol)
 		if err != nil {
 			return nil, err
 		}
@@ -246,7 +254,10 @@ func mapLabel(m map[string]string, l string) string {
 	if v, ok := m[l]; ok {
 		return v
 	}
-	return m["*"]
+	if v, ok := m["*"]; ok {
+		return v
+	}
+	return l
 }
 
 func readIndex(dir string) ([]IndexRow, error) {
@@ -296,15 +307,23 @@ func (r *Runner) groupsOf(ds DataSource, rows []IndexRow) (map[string]string, er
 	}
 	if ds.GroupBlocks > 0 {
 		for _, row := range rows {
-			m := trailingNumber.FindStringSubmatch(strings.TrimSuffix(row.Source, filepath.Ext(row.Source)))
-			if m == nil {
-				continue
+			if g := BlockGroup(row.Label, row.Source, ds.GroupBlocks); g != "" {
+				out[row.Source] = g
 			}
-			n, _ := strconv.Atoi(m[1])
-			out[row.Source] = fmt.Sprintf("%s/block%03d", row.Label, n/ds.GroupBlocks)
 		}
 	}
 	return out, nil
+}
+
+// BlockGroup is the group of a file in runs of n consecutive file numbers
+// within its label ("" when the name holds no number).
+func BlockGroup(label, file string, n int) string {
+	m := trailingNumber.FindStringSubmatch(strings.TrimSuffix(file, filepath.Ext(file)))
+	if m == nil || n <= 0 {
+		return ""
+	}
+	k, _ := strconv.Atoi(m[1])
+	return fmt.Sprintf("%s/block%03d", label, k/n)
 }
 
 // AssignFolds puts groups into k folds, balancing each label's count: groups

@@ -92,8 +92,16 @@ func FieldGroups(crops, fields []Labelled, sameSource func(cropLabel, fieldLabel
 	// Overlapping fields: any of nine patches (a quarter of the field's
 	// side each) of one found in another. Shifted fields share some patches
 	// even when their centres differ.
+	// Overlaps are searched at a further 2x downscale: whole-field patches
+	// hold many cells, so the coarse copy still identifies them.
+	coarse := make([]gocv.Mat, len(fs))
+	for i, f := range fs {
+		coarse[i] = gocv.NewMat()
+		gocv.Resize(f.img, &coarse[i], image.Pt(max(1, f.img.Cols()/2), max(1, f.img.Rows()/2)), 0, 0, gocv.InterpolationArea)
+		defer coarse[i].Close()
+	}
 	for i := range fs {
-		a := fs[i].img
+		a := coarse[i]
 		w, h := a.Cols(), a.Rows()
 		for j := range fs {
 			if i == j || fields[i].Label != fields[j].Label {
@@ -103,7 +111,7 @@ func FieldGroups(crops, fields []Labelled, sameSource func(cropLabel, fieldLabel
 				for px := 0; px < 3; px++ {
 					r := image.Rect(w/16+px*w*5/16, h/16+py*h*5/16, w/16+px*w*5/16+w/4, h/16+py*h*5/16+h/4)
 					patch := a.Region(r)
-					s, _ := bestMatch(fs[j].img, patch)
+					s, _ := bestMatch(coarse[j], patch)
 					patch.Close()
 					if s >= MatchThreshold {
 						uf.union("field:"+fs[i].name, "field:"+fs[j].name)

@@ -70,7 +70,7 @@ func FuzzParseLabels(f *testing.F) {
 	f.Add("\ufefffile,label\n../../etc/passwd,x\n", "label")
 	f.Add("file,label\na.png,x\na.png,y\n", "label")
 	f.Fuzz(func(t *testing.T, csvText, col string) {
-		items, err := parseLabels(strings.NewReader(csvText), col)
+		items, err := parseLabels(strings.NewReader(csvText), col, "group")
 		if err != nil {
 			return
 		}
@@ -83,12 +83,12 @@ func FuzzParseLabels(f *testing.F) {
 }
 
 func TestParseLabels(t *testing.T) {
-	items, err := parseLabels(bytes.NewBufferString("file,label,group\nb/x.png, blast ,g1\ny.png,normal,\n"), "label")
+	items, err := parseLabels(bytes.NewBufferString("file,label,group\nb/x.png, blast ,g1\ny.png,normal,\n"), "label", "group")
 	if err != nil || len(items) != 2 || items[0].Label != "blast" || items[0].Group != "g1" || items[1].Group != "y.png" {
 		t.Fatalf("%+v %v", items, err)
 	}
 	for _, bad := range []string{"", "name,label\nx,y\n", "file,label\n", "file,label\n../x.png,a\n", "file,label\n/abs.png,a\n", "file,label\nx.png,\n", "file,label\nx.png,a\nx.png,b\n"} {
-		if _, err := parseLabels(strings.NewReader(bad), "label"); err == nil {
+		if _, err := parseLabels(strings.NewReader(bad), "label", "group"); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
 	}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"allscreen/model"
+)
+
+func init() {
+	register(command{name: "shortcut", summary: "how well image size, file size or background colour alone predicts the labels", run: runShortcut})
+}
+
+func runShortcut(argv []string) error {
+	fs := newFlags("shortcut", "")
+	data := fs.String("data", "", "folder of labelled images (`DIR`)")
+	labels := fs.String("labels", "", "labels `CSV`; without it each sub-folder is a label")
+	labelColumn := fs.String("label-column", "label", "the labels CSV column holding the label")
+	groupColumn := fs.String("group-column", "group", "the labels CSV column holding the group (copies of one image, one field)")
+	features := fs.String("features", strings.Join(model.ShortcutFeatures, ","), "comma-separated features: "+strings.Join(model.ShortcutFeatures, ", "))
+	folds := fs.Int("folds", 5, "grouped cross-validation folds")
+	blocks := fs.Int("group-blocks", 0, "group runs of `N` consecutive file numbers per label (data without patient IDs)")
+	asJSON := fs.Bool("json", false, "print a JSON array, one object per feature")
+	rest, err := parseFlags(fs, argv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 || *data == "" {
+		fs.Usage()
+		return errUsage
+	}
+	items, err := model.ReadLabelledGroups(*data, *labels, *labelColumn, *groupColumn)
+	if err != nil {
+		return err
+	}
+	if *blocks > 0 {
+		for i, it := range items {
+			if g := model.BlockGroup(it.Label, it.File, *blocks); g != "" {
+				items[i].Group = g
+			}
+		}
+	}
+	var ls []string
+	for _, it := range items {
+		if !slices.Contains(ls, it.Label) {
+			ls = append(ls, it.Label)
+		}
+	}
+	slices.Sort(ls)
+	var results []*model.ShortcutResult
+	for _, f := range strings.Split(*features, ",") {
+		r, err := model.ShortcutBaseline(items, ls, strings.TrimSpace(f), *folds, 1)
+		if err != nil {
+			return err
+		}
+		r.MeasuredOn = fmt.Sprintf("%s: %d images, %d-fold cross-validation grouped by %q", *data, r.N, *folds, *groupColumn)
+		if *blocks > 0 {
+			r.MeasuredOn = fmt.Sprintf("%s: %d images, %d-fold cross-validation grouped by blocks of %d file numbers", *data, r.N, *folds, *blocks)
+		}
+		results = append(results, r)
+		if !*asJSON {
+			fmt.Printf("feature %s (%s):\n%s\n", r.Feature, r.Classifier, r.Text())
+		}
+	}
+	if *asJSON {
+		raw, _ := json.MarshalIndent(results, "", " ")
+		os.Stdout.Write(append(raw, '\n'))
+	}
+	return nil
+}
