@@ -23,9 +23,8 @@ deps: ## install missing Debian packages and Go (as root)
 build: ## build the binaries into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-demo: deps build ## the main job on the bundled sample images (no camera, no GPIO)
-	$(BIN)/allscreen analyze --overlay out/demo samples/*.png samples/*.jpg
-	@echo "overlays written to out/demo/"
+demo: deps build ## the simulated appliance on the bundled sample images: a scripted session, then its stored results
+	$(MAKE) --no-print-directory demo-session
 
 vet:
 	$(GO) vet ./...

@@ -1,0 +1,35 @@
+# The appliance (issue 4, part B): devices, allscreend, systemd files.
+# `make go-test` already runs the device, config, appliance and daemon tests
+# (the daemon-level kill test included); these targets add the systemd lint
+# and a short fuzz of the config parser.
+.PHONY: demo-session sim appliance-lint config-fuzz appliance-bench
+TEST_TARGETS += appliance-lint config-fuzz
+
+DEMO_STATE ?= out/demo-state
+DEMO_MODEL ?= model/shipped/detect.json
+
+demo-session: build ## the simulated appliance on samples/: a scripted session (signals), then the stored results
+	rm -rf $(DEMO_STATE)
+	build/demo-session.sh $(BIN)/allscreend $(DEMO_STATE) $(DEMO_MODEL) samples
+	$(BIN)/allscreen results --state $(DEMO_STATE)
+
+sim: build ## the simulated appliance for a person: Enter = capture a field, l + Enter = close the sample
+	@mkdir -p out/sim-state
+	$(BIN)/allscreend --sim --config /nonexistent.toml --state-dir out/sim-state --model $(DEMO_MODEL) --camera-folder samples
+
+appliance-lint: build ## systemd-analyze verify (any output fails) and security (exposure <= 1.0), sysusers dry run
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	sed "s|^ExecStart=/usr/bin/allscreend|ExecStart=$(abspath $(BIN))/allscreend|" systemd/allscreend.service > $$tmp/allscreend.service; \
+	out=$$(systemd-analyze verify --man=no $$tmp/allscreend.service 2>&1); \
+	if [ -n "$$out" ]; then echo "systemd-analyze verify:"; echo "$$out"; exit 1; fi; \
+	systemd-analyze security --offline=yes --threshold=10 $$tmp/allscreend.service | tail -1; \
+	systemd-analyze security --offline=yes --threshold=10 $$tmp/allscreend.service >/dev/null; \
+	systemd-sysusers --dry-run $(abspath systemd/allscreen.sysusers) >/dev/null; \
+	echo "appliance-lint: unit verified, exposure within 1.0, sysusers valid"
+
+config-fuzz: ## fuzz the config TOML parser and the HD44780 emulator briefly
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzFit -fuzztime 10s ./device/
+
+appliance-bench: build ## start to READY, daemon RSS over a session
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./cmd/allscreend/
