@@ -255,6 +255,3 @@ func TestModelMissingThenInstalled(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.done
 }
-
-
-

@@ -31,8 +31,8 @@ func main() {
 
 type flags struct {
 	config, stateDir, model, cameraFolder, cameraSequence, display, logLevel string
-	cameraDevice                                                            int
-	sim, version                                                            bool
+	cameraDevice                                                             int
+	sim, version                                                             bool
 }
 
 func parseFlags(args []string) (flags, error) {

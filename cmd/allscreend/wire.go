@@ -25,6 +25,8 @@ import (
 	"allscreen/screening"
 	"allscreen/vision"
 
+	"gocv.io/x/gocv"
+
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/i2c/i2creg"
@@ -316,6 +318,12 @@ func checkStorage(dir string, minFreeMB int) error {
 	return nil
 }
 
-// qualityGate is the field quality gate handed to the pipeline.
-var qualityGate screening.QualityGate
-
+// qualityGate rejects a field that cannot be analysed (exposure, no stain,
+// focus) with the technician's next step.
+func qualityGate(field gocv.Mat) (string, error) {
+	q := vision.CheckQuality(field)
+	if q.OK() {
+		return "", nil
+	}
+	return q.Advice(), nil
+}
