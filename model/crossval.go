@@ -240,7 +240,11 @@ func (r *Runner) runSeed(e *Experiment, seed int, cv, fieldEval *Prepared, extra
 			}
 			cfg.ValFraction = e.ValFraction
 		}
-		r.logf("%s seed %d fold %d/%d: %d test groups, %d training groups", e.Name, seed, f+1, e.Folds, len(test), len(train))
+		if e.Protocol == AugmentThenSplit {
+			r.logf("%s seed %d fold %d/%d: augmented copies of all %d groups, split at random", e.Name, seed, f+1, e.Folds, len(test)+len(train))
+		} else {
+			r.logf("%s seed %d fold %d/%d: %d test groups, %d training groups", e.Name, seed, f+1, e.Folds, len(test), len(train))
+		}
 		manifestPath, err := r.train(cfg, runDir)
 		if err != nil {
 			return nil, nil, err

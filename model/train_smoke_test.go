@@ -37,7 +37,7 @@ func TestTrainingSmoke(t *testing.T) {
 	for _, arch := range []struct {
 		name string
 		size int
-	}{{"compact", 96}, {"paper", 256}} {
+	}{{"compact", 64}, {"paper", 256}} {
 		t.Run(arch.name, func(t *testing.T) {
 			dir := t.TempDir()
 			spec := DefaultInputSpec

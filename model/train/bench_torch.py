@@ -35,7 +35,7 @@ def main():
     torch.manual_seed(1)
     net = nets.ARCHS[a.arch](2).eval()
     exp = nets.Exported(net).eval()
-    size = net.input_size
+    size = net.input_size or 64
     if a.export:
         os.makedirs(a.export, exist_ok=True)
         p = os.path.join(a.export, "bench.onnx")

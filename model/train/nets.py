@@ -42,7 +42,7 @@ class CompactNet(nn.Module):
     in the frame a feature lies and keeps it small. (Width 24-48-96-128, 0.16 M parameters, was no better on
     ALL-IDB2 in early runs and costs twice the compute on a shared 2-core machine.)"""
 
-    input_size = 96
+    input_size = None  # any: global pooling makes the network size-agnostic (the shipped one takes 64x64)
 
     def __init__(self, n_classes=2, width=(16, 32, 64, 96)):
         super().__init__()
@@ -65,7 +65,7 @@ class CompactNet(nn.Module):
 class TinyNet(nn.Module):
     """A few hundred parameters on 16x16 inputs: the fixture Go tests load in milliseconds."""
 
-    input_size = 16
+    input_size = None
 
     def __init__(self, n_classes=2):
         super().__init__()

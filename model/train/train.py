@@ -359,7 +359,7 @@ def main():
     if order == "BGR":
         bg = bg.flip(0)
     net_cls = nets.ARCHS[arch]
-    if net_cls.input_size != size:
+    if net_cls.input_size is not None and net_cls.input_size != size:
         raise SystemExit(f"architecture {arch} takes {net_cls.input_size}x{net_cls.input_size} inputs; these are {size}x{size} (prepare with --size {net_cls.input_size})")
     protocol = cfg.get("protocol", "split-then-augment")
 
