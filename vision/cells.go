@@ -4,33 +4,50 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"slices"
 
 	"gocv.io/x/gocv"
 )
 
 // Cell is one white cell found in a field.
 type Cell struct {
-	Box    image.Rectangle // bounding box of the cell's stained region, field pixels
+	Box    image.Rectangle // bounding box of the whole cell (nucleus and cytoplasm), field pixels
 	Center image.Point
-	Area   int             // stained pixels, field pixels
+	Area   int             // pixels of the whole cell, field pixels
 	Crop   image.Rectangle // square around the cell at CropScale times its size; may reach past the field edge
+	// Outline is the cell's outer contour, field pixels (traced at the
+	// working resolution, so steps of about Scale pixels).
+	Outline []image.Point
+	// AtEdge: the field's edge cuts the cell, so its crop is partly
+	// replicated border and it may be a poor input for the classifier.
+	AtEdge bool
+	// Smudge is the smudge-cell model's probability that this is a
+	// broken cell (see smudgeModel); kept cells are below smudgeThreshold.
+	Smudge float64
+	// RedCellRadius is the red-cell radius measured in this field (field
+	// pixels), the unit every size was judged in; 0 when the field had too
+	// few red cells to measure and a default scale was assumed.
+	RedCellRadius float64
 }
 
 // FindOptions configures FindCells.
 type FindOptions struct {
 	// WorkSide is the long side, in pixels, of the downscaled copy on which
-	// cells are found; sizes are relative to it, not to camera pixels.
+	// cells are found. It sets the cost, not the sizes: every size is
+	// judged relative to the red cells measured in the field.
 	WorkSide int
 	// CropScale is the crop side as a multiple of the cell's larger box side.
 	CropScale float64
-	Seed      uint64
+	// Seed is kept for callers of the k-means baseline; the field finder
+	// is deterministic without it.
+	Seed uint64
 }
 
 // DefaultFindOptions are the settings the appliance uses.
 var DefaultFindOptions = FindOptions{WorkSide: 640, CropScale: 1.5, Seed: 1}
 
-// FindCells finds the white cells in a blurred-or-not 8-bit BGR field.
+// FindCells finds the white cells in an 8-bit BGR field: intact white
+// cells with a nucleus at least the size of a red cell; platelets and
+// smudge cells are left out. See field.go for the method.
 func FindCells(field gocv.Mat, opt FindOptions) ([]Cell, error) {
 	if err := checkBGR(field); err != nil {
 		return nil, fmt.Errorf("find cells: %w", err)
@@ -41,53 +58,41 @@ func FindCells(field gocv.Mat, opt FindOptions) ([]Cell, error) {
 	if opt.CropScale <= 0 {
 		opt.CropScale = DefaultFindOptions.CropScale
 	}
-	w, h := field.Cols(), field.Rows()
-	scale := float64(max(w, h)) / float64(opt.WorkSide)
-	if scale < 1 {
-		scale = 1
-	}
-	small := gocv.NewMat()
-	defer small.Close()
-	gocv.Resize(field, &small, image.Pt(max(1, int(float64(w)/scale)), max(1, int(float64(h)/scale))), 0, 0, gocv.InterpolationArea)
-	blurred := Blur(small)
-	defer blurred.Close()
-
-	cl, err := Cluster(blurred, KMeansOptions{K: 3, Space: SpaceBGR, Seed: opt.Seed})
+	res, err := analyzeField(field, opt.WorkSide)
 	if err != nil {
 		return nil, fmt.Errorf("find cells: %w", err)
 	}
-	nuc := &Mask{W: cl.W, H: cl.H, Pix: cl.Mask(NucleusCluster(cl))}
-	side := max(cl.W, cl.H)
-	if nuc, err = nuc.morph(gocv.MorphOpen, max(3, side/200)); err != nil {
-		return nil, err
-	}
-	if nuc, err = nuc.morph(gocv.MorphDilate, max(3, side/100)); err != nil {
-		return nil, err
-	}
-	comps, err := components(nuc)
-	if err != nil {
-		return nil, err
-	}
-	if len(comps) == 0 {
-		return nil, nil
-	}
-	areas := make([]int, len(comps))
-	for i, c := range comps {
-		areas[i] = c.area
-	}
-	slices.Sort(areas)
-	minArea := areas[len(areas)/2] / 5
+	return res.cells(field.Cols(), field.Rows(), opt.CropScale), nil
+}
 
-	var cells []Cell
-	for _, c := range comps {
-		if c.area < minArea {
+// cells converts the kept candidates to field coordinates.
+func (f *fieldCells) cells(w, h int, cropScale float64) []Cell {
+	bounds := image.Rect(0, 0, w, h)
+	s := f.scale
+	rbc := 0.0
+	if f.measured {
+		rbc = f.radius * s
+	}
+	var out []Cell
+	for _, c := range f.candidates {
+		if !c.keep {
 			continue
 		}
-		box := image.Rect(int(float64(c.box.Min.X)*scale), int(float64(c.box.Min.Y)*scale),
-			int(math.Ceil(float64(c.box.Max.X)*scale)), int(math.Ceil(float64(c.box.Max.Y)*scale))).Intersect(image.Rect(0, 0, w, h))
-		cells = append(cells, newCell(box, int(float64(c.area)*scale*scale), opt.CropScale))
+		box := image.Rect(int(float64(c.box.Min.X)*s), int(float64(c.box.Min.Y)*s),
+			int(math.Ceil(float64(c.box.Max.X)*s)), int(math.Ceil(float64(c.box.Max.Y)*s))).Intersect(bounds)
+		cell := newCell(box, int(float64(c.area)*s*s), cropScale)
+		cx, cy := c.center()
+		cell.Center = image.Pt(int((cx+0.5)*s), int((cy+0.5)*s))
+		cell.AtEdge = c.atEdge
+		cell.Smudge = c.smudge
+		cell.RedCellRadius = rbc
+		cell.Outline = make([]image.Point, len(c.outline))
+		for i, p := range c.outline {
+			cell.Outline[i] = image.Pt(int((float64(p.X)+0.5)*s), int((float64(p.Y)+0.5)*s))
+		}
+		out = append(out, cell)
 	}
-	return cells, nil
+	return out
 }
 
 func newCell(box image.Rectangle, area int, cropScale float64) Cell {
@@ -95,32 +100,6 @@ func newCell(box image.Rectangle, area int, cropScale float64) Cell {
 	half := int(math.Ceil(float64(max(box.Dx(), box.Dy())) * cropScale / 2))
 	return Cell{Box: box, Center: image.Pt(cx, cy), Area: area,
 		Crop: image.Rect(cx-half, cy-half, cx+half, cy+half)}
-}
-
-type component struct {
-	box  image.Rectangle
-	area int
-}
-
-// components returns the 8-connected components of a mask.
-func components(m *Mask) ([]component, error) {
-	src, err := m.Mat()
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	labels, stats, cents := gocv.NewMat(), gocv.NewMat(), gocv.NewMat()
-	defer labels.Close()
-	defer stats.Close()
-	defer cents.Close()
-	n := gocv.ConnectedComponentsWithStats(src, &labels, &stats, &cents)
-	out := make([]component, 0, max(0, n-1))
-	for i := 1; i < n; i++ { // 0 is the background
-		x, y := int(stats.GetIntAt(i, 0)), int(stats.GetIntAt(i, 1))
-		cw, ch := int(stats.GetIntAt(i, 2)), int(stats.GetIntAt(i, 3))
-		out = append(out, component{box: image.Rect(x, y, x+cw, y+ch), area: int(stats.GetIntAt(i, 4))})
-	}
-	return out, nil
 }
 
 // CropCell returns the square r of the field as a new Mat; parts of r outside

@@ -63,7 +63,9 @@ type Quality struct {
 	// Background is the 80th percentile of the grey level, 0..255: the
 	// brightness of the plasma between cells, which the light sets.
 	Background float64
-	// Clipped is the fraction of pixels with a channel at 250 or more.
+	// Clipped is the fraction of pixels with two or more channels at 250
+	// or more: burnt out. One channel at its top is common in a plasma
+	// background the camera's white balance made cream, and harmless.
 	Clipped float64
 	// Stained is the fraction of pixels at least 8% darker than the
 	// background (after a Gaussian blur of sigma 2): cells, which absorb
@@ -101,8 +103,8 @@ type QualityThresholds struct {
 // appliance's own camera.
 var DefaultQualityThresholds = QualityThresholds{
 	MinBackground: 70,
-	MaxBackground: 235,
-	MaxClipped:    0.2,
+	MaxBackground: 245,
+	MaxClipped:    0.1,
 	MinStained:    0.02,
 	MinFocus:      3.3,
 }
@@ -136,15 +138,34 @@ func CheckQualityWith(field gocv.Mat, th QualityThresholds) Quality {
 
 	q := Quality{}
 	g := grey.ToBytes()
-	q.Background = percentile8(g, 0.8)
 	bgr := small.ToBytes()
+	// Black surround (a cell already cut out of its field) is no image:
+	// leave it out of every measure.
+	void := make([]bool, len(g))
+	var lit []byte
 	clipped := 0
 	for p := range g {
-		if bgr[3*p] >= 250 || bgr[3*p+1] >= 250 || bgr[3*p+2] >= 250 {
+		b, gr, r := bgr[3*p], bgr[3*p+1], bgr[3*p+2]
+		if b < voidLevel && gr < voidLevel && r < voidLevel {
+			void[p] = true
+			continue
+		}
+		lit = append(lit, g[p])
+		sat := 0
+		for _, v := range [3]byte{b, gr, r} {
+			if v >= 250 {
+				sat++
+			}
+		}
+		if sat >= 2 {
 			clipped++
 		}
 	}
-	q.Clipped = float64(clipped) / float64(len(g))
+	if len(lit) < len(g)/10 {
+		return Quality{Issue: QualityTooDark} // a black frame: the light is off
+	}
+	q.Background = percentile8(lit, 0.8)
+	q.Clipped = float64(clipped) / float64(len(lit))
 
 	f := gocv.NewMat()
 	defer f.Close()
@@ -159,14 +180,20 @@ func CheckQualityWith(field gocv.Mat, th QualityThresholds) Quality {
 	// to refocus, not that nothing is there).
 	dark := float32(stainedDarkness * q.Background)
 	stained := 0
-	for _, v := range smooth {
-		if v < dark {
+	for p, v := range smooth {
+		if v < dark && !void[p] {
 			stained++
 		}
 	}
-	q.Stained = float64(stained) / float64(max(1, len(smooth)))
+	q.Stained = float64(stained) / float64(max(1, len(lit)))
 
+	// A cell already cut out onto black (as in C-NMC) is not a camera
+	// frame: its brightness is the cell's own, so exposure is not judged.
+	cutOut := len(lit) < len(g)*4/5
 	switch {
+	case cutOut && q.Focus < th.MinFocus:
+		q.Issue = QualityBlurred
+	case cutOut:
 	case q.Background < th.MinBackground:
 		q.Issue = QualityTooDark
 	case q.Background > th.MaxBackground || q.Clipped > th.MaxClipped:

@@ -15,22 +15,39 @@ import (
 )
 
 func init() {
-	register(command{name: "analyze", summary: "find the white cells in images and print them", run: runAnalyze})
+	register(command{name: "analyze", summary: "check image quality, find the white cells and print them", run: runAnalyze})
 }
 
 type cellJSON struct {
-	X int `json:"x"`
-	Y int `json:"y"`
-	W int `json:"w"`
-	H int `json:"h"`
+	X      int     `json:"x"`
+	Y      int     `json:"y"`
+	W      int     `json:"w"`
+	H      int     `json:"h"`
+	AtEdge bool    `json:"at_edge,omitempty"`
+	Smudge float64 `json:"smudge"`
+}
+
+type qualityJSON struct {
+	OK         bool    `json:"ok"`
+	Issue      string  `json:"issue"`
+	Advice     string  `json:"advice,omitempty"`
+	Background float64 `json:"background"`
+	Clipped    float64 `json:"clipped"`
+	Stained    float64 `json:"stained"`
+	Focus      float64 `json:"focus"`
 }
 
 type analyzeJSON struct {
-	File   string     `json:"file"`
-	Width  int        `json:"width"`
-	Height int        `json:"height"`
-	Cells  []cellJSON `json:"cells"`
-	Error  string     `json:"error,omitempty"`
+	File    string       `json:"file"`
+	Width   int          `json:"width,omitempty"`
+	Height  int          `json:"height,omitempty"`
+	Quality *qualityJSON `json:"quality,omitempty"`
+	// RedCellRadius is the scale every size was judged in (field pixels);
+	// 0 when the image had too few red cells to measure it.
+	RedCellRadius float64    `json:"red_cell_radius"`
+	Cells         []cellJSON `json:"cells"`
+	Overlay       string     `json:"overlay,omitempty"`
+	Error         string     `json:"error,omitempty"`
 }
 
 func runAnalyze(argv []string) error {
@@ -47,7 +64,7 @@ func runAnalyze(argv []string) error {
 	}
 	if *overlay != "" {
 		if err := os.MkdirAll(*overlay, 0o755); err != nil {
-			return err
+			return fmt.Errorf("overlay folder: %w", err)
 		}
 	}
 	failed := 0
@@ -66,9 +83,20 @@ func runAnalyze(argv []string) error {
 			enc.Encode(res)
 			continue
 		}
-		fmt.Printf("%s: %dx%d, %d white cells\n", res.File, res.Width, res.Height, len(res.Cells))
+		q := "quality good"
+		if !res.Quality.OK {
+			q = "quality: " + res.Quality.Advice
+		}
+		fmt.Printf("%s: %dx%d, %s, %d white cells\n", res.File, res.Width, res.Height, q, len(res.Cells))
 		for i, c := range res.Cells {
-			fmt.Printf("  cell %d at x=%d y=%d, %dx%d\n", i+1, c.X, c.Y, c.W, c.H)
+			edge := ""
+			if c.AtEdge {
+				edge = " (cut by the image edge)"
+			}
+			fmt.Printf("  cell %d at x=%d y=%d, %dx%d%s\n", i+1, c.X, c.Y, c.W, c.H, edge)
+		}
+		if res.Overlay != "" {
+			fmt.Printf("  overlay: %s\n", res.Overlay)
 		}
 	}
 	if failed > 0 {
@@ -78,41 +106,59 @@ func runAnalyze(argv []string) error {
 	return nil
 }
 
+// analyzeFile loads one image, checks its quality and finds its white
+// cells. The cells are looked for even when the quality gate would refuse
+// the field: on the command line the person sees both and judges.
 func analyzeFile(path, overlayDir string) (analyzeJSON, error) {
 	img, err := vision.LoadImage(path)
 	if err != nil {
 		return analyzeJSON{}, err
 	}
 	defer img.Close()
+	q := vision.CheckQuality(img)
 	cells, err := vision.FindCells(img, vision.DefaultFindOptions)
 	if err != nil {
 		return analyzeJSON{}, fmt.Errorf("%s: %w", path, err)
 	}
-	res := analyzeJSON{File: path, Width: img.Cols(), Height: img.Rows(), Cells: []cellJSON{}}
+	res := analyzeJSON{File: path, Width: img.Cols(), Height: img.Rows(), Cells: []cellJSON{},
+		Quality: &qualityJSON{OK: q.OK(), Issue: q.Issue.String(), Advice: q.Advice(),
+			Background: q.Background, Clipped: q.Clipped, Stained: q.Stained, Focus: q.Focus}}
 	for _, c := range cells {
-		res.Cells = append(res.Cells, cellJSON{X: c.Box.Min.X, Y: c.Box.Min.Y, W: c.Box.Dx(), H: c.Box.Dy()})
+		res.Cells = append(res.Cells, cellJSON{X: c.Box.Min.X, Y: c.Box.Min.Y, W: c.Box.Dx(), H: c.Box.Dy(), AtEdge: c.AtEdge, Smudge: c.Smudge})
+		res.RedCellRadius = c.RedCellRadius
 	}
 	if overlayDir != "" {
 		out := filepath.Join(overlayDir, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))+".overlay.png")
-		if err := writeOverlay(img, cells, out); err != nil {
-			return analyzeJSON{}, err
+		if err := writeOverlay(img, cells, q, out); err != nil {
+			return analyzeJSON{}, fmt.Errorf("%s: %w", path, err)
 		}
+		res.Overlay = out
 	}
 	return res, nil
 }
 
-func writeOverlay(img gocv.Mat, cells []vision.Cell, out string) error {
+// writeOverlay draws each cell's outline (green), its crop square (orange)
+// and number, and the quality advice when the field fails the gate.
+func writeOverlay(img gocv.Mat, cells []vision.Cell, q vision.Quality, out string) error {
 	o := img.Clone()
 	defer o.Close()
-	thick := max(2, max(img.Cols(), img.Rows())/400)
+	thick := max(1, max(img.Cols(), img.Rows())/500)
+	green, orange, red := color.RGBA{G: 220, A: 255}, color.RGBA{R: 255, G: 150, A: 255}, color.RGBA{R: 230, A: 255}
 	for i, c := range cells {
-		gocv.Rectangle(&o, c.Box, color.RGBA{G: 220, A: 255}, thick)
-		gocv.Rectangle(&o, c.Crop, color.RGBA{B: 255, G: 160, A: 255}, max(1, thick/2))
+		if len(c.Outline) >= 3 {
+			gocv.Polylines(&o, [][]image.Point{c.Outline}, true, green, thick)
+		} else {
+			gocv.Rectangle(&o, c.Box, green, thick)
+		}
+		gocv.Rectangle(&o, c.Crop, orange, max(1, thick/2))
 		gocv.PutText(&o, fmt.Sprint(i+1), image.Pt(c.Box.Min.X, max(12, c.Box.Min.Y-4)), gocv.FontHersheySimplex,
-			float64(thick)/3, color.RGBA{G: 120, A: 255}, thick)
+			float64(thick)/2+0.4, green, thick)
+	}
+	if !q.OK() {
+		gocv.PutText(&o, q.Advice(), image.Pt(8, 12+12*thick), gocv.FontHersheySimplex, float64(thick)/2+0.4, red, thick)
 	}
 	if !gocv.IMWrite(out, o) {
-		return fmt.Errorf("write overlay %s failed", out)
+		return fmt.Errorf("could not write overlay %s (is the folder writable?)", out)
 	}
 	return nil
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"allscreen/internal/realdata"
+	"allscreen/vision"
+)
+
+func init() {
+	register(command{name: "find-eval", summary: "measure white-cell finding on ALL-IDB1 fields against their truth", run: runFindEval})
+}
+
+type findEvalJSON struct {
+	Data    string               `json:"data"`
+	Groups  []vision.FieldGroup  `json:"groups"`
+	Fields  []vision.FieldResult `json:"fields"`
+	Options vision.FindOptions   `json:"options"`
+}
+
+func runFindEval(argv []string) error {
+	fs := newFlags("find-eval", "")
+	data := fs.String("data", "", "data folder holding allidb1/ (default: $"+realdata.EnvVar+" or ../shared/data)")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
+	fit := fs.Bool("fit-smudge", false, "fit the smudge-cell model on the tuning fields and print it as Go, with its leave-one-field-out check")
+	args, err := parseFlags(fs, argv)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	dir := *data
+	if dir == "" {
+		if dir, err = realdata.Find(); err != nil {
+			return err
+		}
+	}
+	truth, err := vision.LoadFieldTruth(dir)
+	if err != nil {
+		return err
+	}
+	opt := vision.DefaultFindOptions
+	var results []vision.FieldResult
+	for i, t := range truth {
+		if !*asJSON {
+			fmt.Fprintf(os.Stderr, "\r%d/%d %s", i+1, len(truth), t.Name)
+		}
+		r, err := vision.EvaluateField(t, opt)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if !*asJSON {
+		fmt.Fprintln(os.Stderr)
+	}
+	if *fit {
+		return fitSmudge(results)
+	}
+	groups := fieldGroups(results)
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(findEvalJSON{Data: dir, Groups: groups, Fields: results, Options: opt})
+	}
+	vision.WriteFieldTable(os.Stdout, results)
+	fmt.Println()
+	for _, g := range groups {
+		fmt.Printf("%s (%d fields): recall %v, precision %v", g.Name, g.Fields, g.Recall, g.Precision)
+		if g.Components.N > 0 {
+			fmt.Printf(", components %v, mean Dice %.3f", g.Components, g.Dice)
+		}
+		fmt.Printf(", platelets %d, smudges dropped %d\n", g.Platelets, g.Smudges)
+	}
+	return nil
+}
+
+// fieldGroups sums results by the kind of truth and the tuning split.
+func fieldGroups(rs []vision.FieldResult) []vision.FieldGroup {
+	pick := func(f func(vision.FieldResult) bool) []vision.FieldResult {
+		var out []vision.FieldResult
+		for _, r := range rs {
+			if f(r) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	return []vision.FieldGroup{
+		vision.SumFields("blast fields with white-cell masks (tuning)", pick(func(r vision.FieldResult) bool { return r.Truth == "mask" })),
+		vision.SumFields("normal fields, tuning", pick(func(r vision.FieldResult) bool {
+			return r.Label == "normal-slide" && r.Split == vision.SplitTune
+		})),
+		vision.SumFields("normal fields, held out", pick(func(r vision.FieldResult) bool {
+			return r.Label == "normal-slide" && r.Split == vision.SplitHeldOut
+		})),
+		vision.SumFields("blast fields without masks, held out (non-blast cells only)", pick(func(r vision.FieldResult) bool {
+			return r.Label == "blast-slide" && r.Truth != "mask"
+		})),
+		vision.SumFields("all fields where precision is scored", pick(func(r vision.FieldResult) bool { return r.PrecisionScored })),
+		vision.SumFields("all fields", rs),
+	}
+}
+
+// fitSmudge fits the smudge model on the tuning fields' candidates.
+func fitSmudge(results []vision.FieldResult) error {
+	var samples []vision.SmudgeSample
+	for _, r := range results {
+		if r.Split == vision.SplitTune {
+			samples = append(samples, r.Samples...)
+		}
+	}
+	m, err := vision.FitSmudgeModel(samples)
+	if err != nil {
+		return err
+	}
+	kept, smudges, dropped, intact, err := vision.SmudgeCrossValidation(samples)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("// %d samples from the tuning fields: %d smudge, %d intact.\n", len(samples), smudges, intact)
+	fmt.Printf("// Leave one field out: %d of %d smudge cells kept, %d of %d intact cells dropped.\n", kept, smudges, dropped, intact)
+	fmt.Printf("var smudgeModel = %#v\n", m)
+	return nil
+}

@@ -1,0 +1,548 @@
+package vision
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"slices"
+
+	"gocv.io/x/gocv"
+)
+
+// How white cells are found in a whole field, and why this way.
+//
+// The paper's k-means with k=3 cannot be used on a whole field: a field
+// holds hundreds of red cells and often a single white cell, so no cluster
+// lands on the nuclei (on most normal ALL-IDB1 fields the lowest-green
+// k=3 cluster is the red cells; `allscreen find-eval` counts them). What
+// sets a Romanowsky-stained nucleus apart is its colour, not its rank: it
+// absorbs green far more than blue. So each pixel gets a stain index
+//
+//	stain = ln(B/G) - ln(B0/G0)
+//
+// where B0, G0 are the plasma background's levels: a difference of optical
+// densities (OD green - OD blue), which does not change with the light's
+// brightness or with vignetting. Nuclei score 0.8..2.7, cytoplasm
+// 0.1..0.5, red cells and plasma about 0.
+//
+// Every size is relative to the red cells, measured in the field itself
+// (the median inscribed radius of the red-cell blobs): red cells are the
+// one object of nearly fixed size in blood, while the image size and
+// magnification differ between cameras (and predict the label in
+// ALL-IDB1). Then: nuclei (stain > 0.5) are cleaned (opening), fragments
+// dropped, lobes of one nucleus joined (closing), the cytoplasm around them
+// added (stain > 0.12, within half a red-cell radius), touching cells split
+// where their outline narrows (watershed of the distance map), and each
+// candidate is kept if its nucleus is at least 0.85 red-cell areas (smaller
+// stained objects are platelets) and it does not look like a smudge cell.
+
+// Field-finding constants. Stain levels are in stain-index units;
+// lengths in red-cell radii (R), areas in red-cell areas (pi R^2).
+const (
+	nucleusStain     = 0.5  // a pixel this stained is nucleus
+	cytoplasmStain   = 0.12 // ... or at least cytoplasm
+	unstainedStain   = 0.15 // below: red cell or plasma, for the scale estimate
+	nucleusOpen      = 0.3  // diameter (R) of the opening that removes specks
+	fragmentArea     = 0.1  // stained fragments smaller than this (areas) are dropped
+	lobeClose        = 0.6  // diameter (R) of the closing that joins lobes
+	cytoplasmReach   = 0.5  // cytoplasm is sought this far (R) from a nucleus
+	cellOpen         = 0.4  // diameter (R) of the opening that smooths a cell
+	splitDynamic     = 0.08 // a saddle between two nuclei must be this much (R) below both peaks
+	minNucleusArea   = 0.85 // a white cell's nucleus is at least this (areas)
+	minEdgeNucleus   = 0.3  // ... or this, for a cell cut by the field's edge
+	voidLevel        = 24   // pixels darker than this in every channel are no image (C-NMC's black)
+	fallbackScaleDiv = 60   // without red cells or a cut-out cell, assume R = working side / 60 (ALL-IDB1-like)
+)
+
+// smudgeModel is a logistic model of P(smudge cell) from three measures of
+// a candidate: its nucleus's mean stain, its hue (ln(R/B) - ln(R0/B0):
+// smudged chromatin is redder, intact nuclei bluer) and its outline's
+// circularity. Fitted by `allscreen find-eval --fit-smudge` on the tuning
+// fields (see docs/fields.md); TestSmudgeModelReproduces checks these
+// numbers are what that fit gives.
+var smudgeModel = logisticModel{
+	Mean:   [3]float64{1.3782, -0.4137, 0.7063},
+	Scale:  [3]float64{0.2935, 0.1295, 0.1803},
+	Weight: [3]float64{1.4893, 3.5897, -0.7176},
+	Bias:   -2.0267,
+}
+
+// smudgeThreshold: candidates with P(smudge) at or above it are dropped.
+const smudgeThreshold = 0.7
+
+// logisticModel is a standardised logistic regression on three features.
+type logisticModel struct {
+	Mean, Scale, Weight [3]float64
+	Bias                float64
+}
+
+func (m logisticModel) prob(x [3]float64) float64 {
+	z := m.Bias
+	for i := range 3 {
+		z += m.Weight[i] * (x[i] - m.Mean[i]) / m.Scale[i]
+	}
+	return 1 / (1 + math.Exp(-z))
+}
+
+// fieldMaps are the working-resolution measurements of one field.
+type fieldMaps struct {
+	w, h       int
+	scale      float64    // field pixels per working pixel
+	bgr        []byte     // the working copy after the paper's 5x5 blur
+	background [3]float64 // B, G, R of the plasma
+	stain      []float32  // stain index per pixel
+	void       []bool     // no image here (black surround of a pre-segmented cell)
+	radius     float64    // red-cell radius, working pixels
+	measured   bool       // radius measured from red cells (else assumed)
+	segmented  bool       // a cell already cut out onto black: no plasma, no red cells
+}
+
+// candidate is one region that may be a white cell.
+type candidate struct {
+	region
+	nucleus     int     // pixels above nucleusStain
+	stain       float64 // mean stain of those pixels
+	hue         float64 // mean ln(R/B) of those pixels, relative to the background
+	circularity float64 // 4 pi area / perimeter^2 of the outline
+	atEdge      bool
+	smudge      float64 // P(smudge cell)
+	keep        bool
+	why         string // why it was dropped
+	outline     []image.Point
+}
+
+// fieldCells is the full result of finding cells in a field; FindCells
+// returns the kept candidates, evaluation looks at all of it.
+type fieldCells struct {
+	*fieldMaps
+	labels     []int32 // candidate label per working pixel, 0 = none
+	candidates []candidate
+}
+
+func (f *fieldMaps) area() float64 { return math.Pi * f.radius * f.radius }
+
+// analyzeField runs the whole field pipeline on an 8-bit BGR field.
+func analyzeField(field gocv.Mat, workSide int) (*fieldCells, error) {
+	if err := checkBGR(field); err != nil {
+		return nil, err
+	}
+	maps, err := measureField(field, workSide)
+	if err != nil {
+		return nil, err
+	}
+	res := &fieldCells{fieldMaps: maps}
+	nuclei, cellMask, err := res.masks()
+	if err != nil {
+		return nil, err
+	}
+	// Touching cells are split at their nuclei, which stay apart where the
+	// cells' cytoplasm has merged: one region per peak of the nuclei's
+	// distance map, then each cell pixel joins the nearest nucleus region.
+	dist := distanceToBackground(nuclei, maps.w, maps.h, true)
+	seeds, _ := splitByDynamics(dist, maps.w, maps.h, float32(splitDynamic*maps.radius))
+	grown := growLabels(seeds, cellMask, maps.w, maps.h)
+	stain := maps.stain
+	res.labels = mergeSmallRegions(grown, func(p int) bool { return stain[p] > nucleusStain }, maps.w, maps.h,
+		int(minNucleusArea*maps.area()), int(minEdgeNucleus*maps.area()))
+	res.describe()
+	return res, nil
+}
+
+// measureField makes the working copy and the per-pixel maps.
+func measureField(field gocv.Mat, workSide int) (*fieldMaps, error) {
+	small := downscaleTo(field, workSide)
+	defer small.Close()
+	blurred := Blur(small)
+	defer blurred.Close()
+	f := &fieldMaps{w: blurred.Cols(), h: blurred.Rows(), bgr: blurred.ToBytes()}
+	f.scale = float64(field.Cols()) / float64(f.w)
+	n := f.w * f.h
+	if len(f.bgr) != 3*n {
+		return nil, fmt.Errorf("working copy has %d bytes for %dx%d pixels", len(f.bgr), f.w, f.h)
+	}
+	f.void = make([]bool, n)
+	for p := range n {
+		f.void[p] = f.bgr[3*p] < voidLevel && f.bgr[3*p+1] < voidLevel && f.bgr[3*p+2] < voidLevel
+	}
+	voids := 0
+	for _, v := range f.void {
+		if v {
+			voids++
+		}
+	}
+	// An image that is mostly black around its subject is a cell already
+	// cut out (as in C-NMC): there is no plasma to take the light's colour
+	// from, so the light is taken as neutral.
+	segmented := voids > n/5
+	f.segmented = segmented
+	if segmented {
+		f.background = [3]float64{1, 1, 1}
+	} else {
+		f.background = backgroundLevel(f.bgr, f.void)
+	}
+	f.stain = make([]float32, n)
+	ref := math.Log(f.background[0] / f.background[1])
+	for p := range n {
+		if f.void[p] {
+			continue
+		}
+		f.stain[p] = float32(math.Log((float64(f.bgr[3*p])+1)/(float64(f.bgr[3*p+1])+1)) - ref)
+	}
+	r, err := f.redCellRadius(blurred)
+	if err != nil {
+		return nil, err
+	}
+	f.radius, f.measured = r, r > 0
+	switch {
+	case f.measured:
+	case segmented:
+		// A cut-out white cell is about 1.4 red-cell radii across.
+		f.radius = f.largestObjectRadius() / 1.4
+	default:
+		f.radius = float64(max(f.w, f.h)) / fallbackScaleDiv
+	}
+	f.radius = max(f.radius, 2)
+	return f, nil
+}
+
+// largestObjectRadius is the equivalent radius of the largest connected
+// non-void region (working pixels).
+func (f *fieldMaps) largestObjectRadius() float64 {
+	m := make([]uint8, len(f.void))
+	for p, v := range f.void {
+		if !v {
+			m[p] = 255
+		}
+	}
+	_, regions := labelComponents(m, f.w, f.h)
+	best := 0
+	for _, r := range regions {
+		best = max(best, r.area)
+	}
+	return math.Sqrt(float64(best) / math.Pi)
+}
+
+// backgroundLevel is the plasma's colour: the per-channel median of the
+// brightest fifth of the image (by channel sum), plus one (as the stain
+// index adds one to every level).
+func backgroundLevel(bgr []byte, void []bool) [3]float64 {
+	var hist [766]int
+	n := 0
+	for p := range void {
+		if !void[p] {
+			hist[int(bgr[3*p])+int(bgr[3*p+1])+int(bgr[3*p+2])]++
+			n++
+		}
+	}
+	if n == 0 {
+		return [3]float64{1, 1, 1}
+	}
+	cut, acc := 0, 0
+	for s := 765; s >= 0; s-- {
+		acc += hist[s]
+		if acc >= n/5 {
+			cut = s
+			break
+		}
+	}
+	var ch [3][256]int
+	m := 0
+	for p := range void {
+		if !void[p] && int(bgr[3*p])+int(bgr[3*p+1])+int(bgr[3*p+2]) >= cut {
+			for c := range 3 {
+				ch[c][bgr[3*p+c]]++
+			}
+			m++
+		}
+	}
+	var out [3]float64
+	for c := range 3 {
+		acc := 0
+		for v, k := range ch[c] {
+			acc += k
+			if 2*acc >= m {
+				out[c] = float64(v) + 1
+				break
+			}
+		}
+	}
+	return out
+}
+
+// redCellRadius measures the typical red-cell radius (working pixels): the
+// median height of the local maxima of the distance map of the unstained
+// foreground. Red cells touch and overlap, but most maxima still sit at a
+// cell's centre at about its radius. Brightness is flattened first (the
+// fields are vignetted), then split by Otsu's threshold. Returns 0 when
+// there are too few red cells to measure.
+func (f *fieldMaps) redCellRadius(blurred gocv.Mat) (float64, error) {
+	grey := gocv.NewMat()
+	defer grey.Close()
+	gocv.CvtColor(blurred, &grey, gocv.ColorBGRToGray)
+	gf := gocv.NewMat()
+	defer gf.Close()
+	grey.ConvertTo(&gf, gocv.MatTypeCV32F)
+	// Illumination: the brightest level within a window larger than a red
+	// cell (plasma shows between cells), smoothed.
+	const win = 41
+	k := gocv.GetStructuringElement(gocv.MorphRect, image.Pt(win, win))
+	defer k.Close()
+	peak := gocv.NewMat()
+	defer peak.Close()
+	gocv.Dilate(gf, &peak, k)
+	illum := gocv.NewMat()
+	defer illum.Close()
+	gocv.Blur(peak, &illum, image.Pt(win, win))
+	g, err1 := gf.DataPtrFloat32()
+	il, err2 := illum.DataPtrFloat32()
+	if err1 != nil || err2 != nil || len(g) != f.w*f.h || len(il) != len(g) {
+		return 0, fmt.Errorf("flatten field: %v %v", err1, err2)
+	}
+	flat := make([]uint8, len(g))
+	var hist [256]int
+	for p := range g {
+		flat[p] = uint8(max(0, min(255, 255*(g[p]+1)/(il[p]+1))))
+		if !f.void[p] && f.stain[p] < unstainedStain {
+			hist[flat[p]]++
+		}
+	}
+	t := otsu(hist[:])
+	fg := make([]uint8, len(g))
+	for p := range fg {
+		if !f.void[p] && (flat[p] < t || f.stain[p] >= unstainedStain) {
+			fg[p] = 255
+		}
+	}
+	fillHoles(fg, f.w, f.h)
+	opened, err := (&Mask{W: f.w, H: f.h, Pix: fg}).morph(gocv.MorphOpen, 3)
+	if err != nil {
+		return 0, err
+	}
+	dist := distanceToBackground(opened.Pix, f.w, f.h, false)
+	var peaks []float32
+	const half = 3 // 7x7 neighbourhood
+	for y := range f.h {
+		for x := range f.w {
+			d := dist[y*f.w+x]
+			if d <= 2 {
+				continue
+			}
+			isMax := true
+			for yy := max(0, y-half); yy <= min(f.h-1, y+half) && isMax; yy++ {
+				for xx := max(0, x-half); xx <= min(f.w-1, x+half); xx++ {
+					if dist[yy*f.w+xx] > d {
+						isMax = false
+						break
+					}
+				}
+			}
+			if isMax {
+				peaks = append(peaks, d)
+			}
+		}
+	}
+	if len(peaks) < 8 {
+		return 0, nil
+	}
+	// Cells cut by the image edge, unfilled pale centres and the ridges of
+	// irregular blobs add low maxima; where red cells are few (a 360-pixel
+	// CellaVision crop) they outnumber the true centres. Keep the maxima
+	// at least half as high as the 90th percentile.
+	slices.Sort(peaks)
+	p90 := peaks[len(peaks)*9/10]
+	i, _ := slices.BinarySearch(peaks, p90/2)
+	high := peaks[i:]
+	return float64(high[len(high)/2]), nil
+}
+
+// otsu returns the threshold that best splits a histogram in two.
+func otsu(hist []int) uint8 {
+	total, sum := 0, 0.0
+	for i, c := range hist {
+		total += c
+		sum += float64(i * c)
+	}
+	best, bestVar := 0, -1.0
+	wB, sumB := 0, 0.0
+	for t, c := range hist {
+		wB += c
+		if wB == 0 {
+			continue
+		}
+		wF := total - wB
+		if wF == 0 {
+			break
+		}
+		sumB += float64(t * c)
+		mB, mF := sumB/float64(wB), (sum-sumB)/float64(wF)
+		if v := float64(wB) * float64(wF) * (mB - mF) * (mB - mF); v > bestVar {
+			best, bestVar = t, v
+		}
+	}
+	return uint8(best + 1) // pixels below best+1 are the dark class
+}
+
+// masks returns the nuclei (lobes joined) and the white-cell mask (the
+// nuclei with the cytoplasm around them).
+func (f *fieldCells) masks() (nuclei, cells []uint8, err error) {
+	r, a := f.radius, f.area()
+	nuc := &Mask{W: f.w, H: f.h, Pix: make([]uint8, f.w*f.h)}
+	for p, s := range f.stain {
+		if s > nucleusStain {
+			nuc.Pix[p] = 255
+		}
+	}
+	nuc, err = nuc.morph(gocv.MorphOpen, diameter(nucleusOpen*r))
+	if err != nil {
+		return nil, nil, err
+	}
+	labels, regions := labelComponents(nuc.Pix, f.w, f.h)
+	small := make([]bool, len(regions)+1)
+	for _, rg := range regions {
+		small[rg.label] = float64(rg.area) < fragmentArea*a
+	}
+	for p, l := range labels {
+		if small[l] {
+			nuc.Pix[p] = 0
+		}
+	}
+	joined, err := nuc.morph(gocv.MorphClose, diameter(lobeClose*r))
+	if err != nil {
+		return nil, nil, err
+	}
+	near, err := joined.morph(gocv.MorphDilate, diameter(2*cytoplasmReach*r))
+	if err != nil {
+		return nil, nil, err
+	}
+	cell := make([]uint8, f.w*f.h)
+	for p := range cell {
+		if joined.Pix[p] != 0 || (near.Pix[p] != 0 && f.stain[p] > cytoplasmStain) {
+			cell[p] = 255
+		}
+	}
+	fillHoles(cell, f.w, f.h)
+	smooth, err := (&Mask{W: f.w, H: f.h, Pix: cell}).morph(gocv.MorphOpen, diameter(cellOpen*r))
+	if err != nil {
+		return nil, nil, err
+	}
+	return joined.Pix, smooth.Pix, nil
+}
+
+// diameter rounds a length to an odd kernel diameter of at least 1.
+func diameter(d float64) int {
+	n := max(1, int(math.Round(d)))
+	if n%2 == 0 {
+		n++
+	}
+	return n
+}
+
+// describe measures every candidate region and decides which to keep.
+func (f *fieldCells) describe() {
+	n := 0
+	for _, l := range f.labels {
+		n = max(n, int(l))
+	}
+	cs := make([]candidate, n)
+	for i := range cs {
+		cs[i].label = i + 1
+	}
+	hueRef := math.Log(f.background[2] / f.background[0])
+	hueSum := make([]float64, n)
+	stainSum := make([]float64, n)
+	for p, l := range f.labels {
+		if l == 0 {
+			continue
+		}
+		c := &cs[l-1]
+		x, y := p%f.w, p/f.w
+		if c.area == 0 {
+			c.box = image.Rect(x, y, x+1, y+1)
+		} else {
+			c.box = c.box.Union(image.Rect(x, y, x+1, y+1))
+		}
+		c.area++
+		c.sumX += x
+		c.sumY += y
+		if s := f.stain[p]; s > nucleusStain {
+			c.nucleus++
+			stainSum[l-1] += float64(s)
+			hueSum[l-1] += math.Log((float64(f.bgr[3*p+2])+1)/(float64(f.bgr[3*p])+1)) - hueRef
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		if c.area == 0 {
+			continue
+		}
+		c.atEdge = c.box.Min.X == 0 || c.box.Min.Y == 0 || c.box.Max.X == f.w || c.box.Max.Y == f.h
+		if c.nucleus > 0 {
+			c.stain = stainSum[i] / float64(c.nucleus)
+			c.hue = hueSum[i] / float64(c.nucleus)
+		}
+		c.outline, c.circularity = f.outline(c)
+		c.smudge = smudgeModel.prob(c.features())
+		switch {
+		case !c.bigEnough(f):
+			c.why = "platelet or fragment: nucleus smaller than a red cell"
+		case c.smudge >= smudgeThreshold && !f.segmented:
+			// (A cut-out cell has no plasma to judge its hue against.)
+			c.why = "smudge cell"
+		default:
+			c.keep = true
+		}
+	}
+	f.candidates = slices.DeleteFunc(cs, func(c candidate) bool { return c.area == 0 })
+}
+
+// bigEnough applies the size rule: the nucleus of a white cell is at least
+// minNucleusArea red-cell areas (minEdgeNucleus when the edge cuts it).
+func (c candidate) bigEnough(f *fieldCells) bool {
+	need := minNucleusArea
+	if c.atEdge {
+		need = minEdgeNucleus
+	}
+	return float64(c.nucleus) >= need*f.area()
+}
+
+// features are the smudge model's inputs.
+func (c candidate) features() [3]float64 { return [3]float64{c.stain, c.hue, c.circularity} }
+
+// outline traces a candidate's outer contour (working pixels) and returns
+// it with its circularity.
+func (f *fieldCells) outline(c *candidate) ([]image.Point, float64) {
+	b := c.box.Inset(-1).Intersect(image.Rect(0, 0, f.w, f.h))
+	m := make([]uint8, b.Dx()*b.Dy())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if f.labels[y*f.w+x] == int32(c.label) {
+				m[(y-b.Min.Y)*b.Dx()+(x-b.Min.X)] = 255
+			}
+		}
+	}
+	mat, err := NewMatCopy(b.Dy(), b.Dx(), gocv.MatTypeCV8U, m)
+	if err != nil {
+		return nil, 0
+	}
+	defer mat.Close()
+	contours := gocv.FindContours(mat, gocv.RetrievalExternal, gocv.ChainApproxNone)
+	var best []image.Point
+	bestArea := -1.0
+	for _, ct := range contours {
+		if a := gocv.ContourArea(ct); a > bestArea {
+			best, bestArea = ct, a
+		}
+	}
+	if len(best) < 3 {
+		return nil, 0
+	}
+	per := gocv.ArcLength(best, true)
+	circ := 0.0
+	if per > 0 {
+		circ = 4 * math.Pi * bestArea / (per * per)
+	}
+	for i := range best {
+		best[i] = best[i].Add(b.Min)
+	}
+	return best, circ
+}
