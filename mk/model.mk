@@ -2,7 +2,7 @@
 # fuzz-seed, corrupt-model and tiny-fixture parity tests; these targets add
 # the training smoke test (Python, about a minute) and the shipped models'
 # parity. Heavy training is never part of `make test`.
-.PHONY: model-smoke model-parity model model-fixtures model-eval report-model model-bench
+.PHONY: model-smoke model-parity model model-fixtures model-eval model-shortcuts report-model model-bench
 TEST_TARGETS += model-smoke model-parity
 REPORT_TARGETS += report-model
 
@@ -26,7 +26,7 @@ model: build ## retrain the shipped models (model/shipped/) from ../shared/data,
 model-fixtures: ## rewrite the tiny test model and its parity fixture (synthetic)
 	$(PYTHON) model/train/fixtures.py model/testdata
 
-model-eval: build ## rerun every evaluation experiment into model/results/ (long)
+model-eval: build model-shortcuts ## rerun every evaluation experiment into model/results/ (long)
 	@mkdir -p model/results
 	set -e; for e in $(MODEL_EXPERIMENTS); do n=$$(basename $$e .json); \
 	  nice -n 10 $(BIN)/allscreen eval --experiment $$e --work $(MODEL_WORK) --python $(PYTHON) --json \
@@ -37,3 +37,12 @@ report-model: ## regenerate docs/classifier.md's figures and tables and the READ
 
 model-bench: ## Go inference per crop at batch 1 and 16, both architectures, with PyTorch eager on the same inputs
 	$(GO) test -run '^$$' -bench 'Classify|Forward' -benchtime 20x -count 3 ./model/
+
+D := $(ALLSCREEN_DATA)
+model-shortcuts: build ## what image size, file size or background colour alone predicts (model/results/shortcut-*.json)
+	@mkdir -p model/results
+	$(BIN)/allscreen shortcut --json --data $(D)/allidb2/images --labels $(D)/allidb2/labels.csv --features border-bstar,border-rgb,bytes,size > model/results/shortcut-allidb2.json
+	$(BIN)/allscreen shortcut --json --data $(D)/allidb1/fields --labels $(D)/allidb1/labels.csv --features size,aspect,border-rgb > model/results/shortcut-allidb1.json
+	$(BIN)/allscreen shortcut --json --data $(D)/paper-l1l2l3 --labels $(D)/paper-l1l2l3/manifest.csv --group-column original_sha256_16 > model/results/shortcut-l1l2l3.json
+	$(BIN)/allscreen shortcut --json --data $(D)/bll-stages --group-blocks 20 --features border-rgb,border-bstar,bytes > model/results/shortcut-bll-stages.json
+	$(BIN)/allscreen shortcut --json --data $(D)/bll-stages --group-blocks 20 --features border-rgb,border-bstar --only early-pre-b,pre-b,pro-b > model/results/shortcut-bll-stages-blasts.json

@@ -17,7 +17,7 @@ func WriteConfusionPNG(r Report, title, path string) error {
 		return fmt.Errorf("confusion matrix: no labels")
 	}
 	cell, left, top := 110, 170, 90
-	w, h := left+k*cell+20, top+k*cell+60
+	w, h := max(left+k*cell+20, 10+9*len(title)), top+k*cell+60
 	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(255, 255, 255, 0), h, w, gocv.MatTypeCV8UC3)
 	defer img.Close()
 	black := color.RGBA{A: 255}

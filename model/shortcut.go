@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 
@@ -25,10 +26,13 @@ const (
 	FeatureFileBytes  = "bytes"        // file size
 	FeatureBorderB    = "border-bstar" // mean CIE b* (yellow-blue) of the image's outer ring: the slide background
 	FeatureBorderMean = "border-rgb"   // mean R, G, B of the outer ring
+	// FeatureCellMean is the mean R, G, B of the segmented cell in a
+	// prepared input (alpha = cell): stain colour with the background gone.
+	FeatureCellMean = "cell-rgb"
 )
 
 // ShortcutFeatures lists the features ShortcutBaseline knows.
-var ShortcutFeatures = []string{FeatureSize, FeatureAspect, FeatureFileBytes, FeatureBorderB, FeatureBorderMean}
+var ShortcutFeatures = []string{FeatureSize, FeatureAspect, FeatureFileBytes, FeatureBorderB, FeatureBorderMean, FeatureCellMean}
 
 // shortcutValue is one image's feature: a category or a vector.
 type shortcutValue struct {
@@ -44,6 +48,8 @@ func measureShortcut(it Labelled, feature string) (shortcutValue, error) {
 			return shortcutValue{}, err
 		}
 		return shortcutValue{vec: []float64{float64(st.Size())}}, nil
+	case FeatureCellMean:
+		return cellMean(it.Path)
 	case FeatureSize, FeatureAspect, FeatureBorderB, FeatureBorderMean:
 	default:
 		return shortcutValue{}, fmt.Errorf("unknown shortcut feature %q (want one of %q)", feature, ShortcutFeatures)
@@ -244,4 +250,43 @@ func fitShortcut(vals []shortcutValue, rows []IndexRow, train []int, k int) (fun
 		}
 		return best
 	}, "the nearest class mean of the training folds"
+}
+
+// cellMean is the mean colour of a prepared input's cell (its alpha).
+func cellMean(path string) (shortcutValue, error) {
+	m := gocv.IMRead(path, gocv.IMReadUnchanged)
+	defer m.Close()
+	if m.Empty() || m.Type() != gocv.MatTypeCV8UC4 {
+		return shortcutValue{}, fmt.Errorf("%s: not a prepared input with a cell mask (8-bit BGRA PNG)", path)
+	}
+	pix := m.ToBytes()
+	var sum [3]float64
+	n := 0
+	for i := 0; i+3 < len(pix); i += 4 {
+		if pix[i+3] < 128 {
+			continue
+		}
+		for c := 0; c < 3; c++ {
+			sum[c] += float64(pix[i+c])
+		}
+		n++
+	}
+	if n == 0 {
+		return shortcutValue{vec: []float64{0, 0, 0}}, nil
+	}
+	return shortcutValue{vec: []float64{sum[2] / float64(n), sum[1] / float64(n), sum[0] / float64(n)}}, nil
+}
+
+// ReadPreparedLabelled lists a prepared folder's inputs (index.csv) as
+// labelled images, each in its source image's group.
+func ReadPreparedLabelled(dir string) ([]Labelled, error) {
+	rows, err := readIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]Labelled, len(rows))
+	for i, r := range rows {
+		items[i] = Labelled{Path: filepath.Join(dir, r.Input), File: r.Source, Label: r.Label, Group: r.Group}
+	}
+	return items, nil
 }

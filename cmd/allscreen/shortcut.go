@@ -24,6 +24,8 @@ func runShortcut(argv []string) error {
 	folds := fs.Int("folds", 5, "grouped cross-validation folds")
 	blocks := fs.Int("group-blocks", 0, "group runs of `N` consecutive file numbers per label (data without patient IDs)")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per feature")
+	only := fs.String("only", "", "keep only these comma-separated `LABELS`")
+	prepared := fs.Bool("prepared", false, "--data is a folder `allscreen prepare` wrote (for the cell-rgb feature)")
 	rest, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -32,9 +34,21 @@ func runShortcut(argv []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	items, err := model.ReadLabelledGroups(*data, *labels, *labelColumn, *groupColumn)
+	var items []model.Labelled
+	if *prepared {
+		items, err = model.ReadPreparedLabelled(*data)
+	} else {
+		items, err = model.ReadLabelledGroups(*data, *labels, *labelColumn, *groupColumn)
+	}
 	if err != nil {
 		return err
+	}
+	if *only != "" {
+		keep := strings.Split(*only, ",")
+		items = slices.DeleteFunc(items, func(it model.Labelled) bool { return !slices.Contains(keep, it.Label) })
+		if len(items) == 0 {
+			return fmt.Errorf("no image has one of the labels %q", keep)
+		}
 	}
 	if *blocks > 0 {
 		for i, it := range items {
@@ -57,6 +71,13 @@ func runShortcut(argv []string) error {
 			return err
 		}
 		r.MeasuredOn = fmt.Sprintf("%s: %d images, %d-fold cross-validation grouped by %q", *data, r.N, *folds, *groupColumn)
+		if *only != "" {
+			keep := strings.Split(*only, ",")
+			items = slices.DeleteFunc(items, func(it model.Labelled) bool { return !slices.Contains(keep, it.Label) })
+			if len(items) == 0 {
+				return fmt.Errorf("no image has one of the labels %q", keep)
+			}
+		}
 		if *blocks > 0 {
 			r.MeasuredOn = fmt.Sprintf("%s: %d images, %d-fold cross-validation grouped by blocks of %d file numbers", *data, r.N, *folds, *blocks)
 		}

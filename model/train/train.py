@@ -117,7 +117,8 @@ def hold_out_groups(train_cfgs, classes, fraction, rng):
 
 
 def check_specs(parts):
-    specs = {json.dumps(p.spec, sort_keys=True) for p in parts if len(p)}
+    # whole fields and crops may be mixed (and only bll-stages has a scale bar); the input itself may not differ
+    specs = {json.dumps({k: p.spec[k] for k in ("input", "segmentation_version")}, sort_keys=True) for p in parts if len(p)}
     if len(specs) != 1:
         raise SystemExit("prepared folders disagree on the input spec or segmentation version: " + " | ".join(specs))
     return json.loads(specs.pop())
@@ -203,16 +204,34 @@ def predict(net, x, batch=64):
 
 
 def class_weights(parts, n_classes):
-    """Per-sample loss weights: each part's classes count equally (times the part's weight), so neither the
-    larger class nor the larger site dominates."""
+    """Per-sample loss weights: within each part the classes count equally (a part's mean weight is its
+    'weight'); how much each part counts per epoch is set by how many of its inputs an epoch draws."""
     ws = []
     for p in parts:
         cnt = np.bincount(p.y, minlength=n_classes).astype(np.float64)
-        present = (cnt > 0).sum()
-        w = np.where(cnt > 0, p.weight / np.maximum(cnt, 1) / max(present, 1), 0.0)
+        present = max(int((cnt > 0).sum()), 1)
+        w = np.where(cnt > 0, len(p.y) / np.maximum(cnt, 1) / present, 0.0) * p.weight
         ws.append(w[p.y])
-    w = np.concatenate(ws)
-    return torch.from_numpy(w / w.mean()).float()
+    return torch.from_numpy(np.concatenate(ws)).float()
+
+
+def balanced_val(probs, y, part_ids, n_classes):
+    """Validation loss and accuracy that count every part and, within it, every class the same: the large
+    site must not decide the epoch alone."""
+    logp = torch.log(probs.clamp(min=1e-7))
+    pred = probs.argmax(1).numpy()
+    losses, accs = [], []
+    for pid in np.unique(part_ids):
+        pl, pa = [], []
+        for c in range(n_classes):
+            m = (part_ids == pid) & (y == c)
+            if m.any():
+                idx = torch.from_numpy(np.nonzero(m)[0])
+                pl.append(float(-logp[idx, c].mean()))
+                pa.append(float((pred[m] == c).mean()))
+        losses.append(np.mean(pl))
+        accs.append(np.mean(pa))
+    return float(np.mean(losses)), float(np.mean(accs))
 
 
 def choose_operating_point(p_pos, y, positive, target_error=0.02):
@@ -387,6 +406,7 @@ def main():
             return x, a, np.array([train_parts[p].y[r] for p, r, c in idx])
         xtr, atr, ytr = build(tr_idx)
         xva, ava, yva = build(val_idx)
+        val_part_ids = np.zeros(len(yva))
         xte, ate, yte = build(test_idx)
         test_meta = [(train_parts[p].name, train_parts[p].rows[r], c) for p, r, c in test_idx]
         wtr = class_weights([type("P", (), {"y": ytr, "weight": 1.0})()], len(classes))
@@ -395,6 +415,7 @@ def main():
     else:
         xtr, atr, ytr = cat(train_parts)
         xva, ava, yva = cat(val_parts)
+        val_part_ids = np.concatenate([np.full(len(p), i) for i, p in enumerate(val_parts)]) if val_parts else np.zeros(0)
         xte, ate, yte = cat(test_parts)
         test_meta = [(p.name, r, 0) for p in test_parts for r in p.rows]
         wtr = class_weights(train_parts, len(classes))
@@ -450,9 +471,7 @@ def main():
         h = {"epoch": ep, "train_loss": tl / max(tn, 1), "train_acc": tc / max(tn, 1), "seconds": round(time.time() - t0, 1)}
         if len(xva):
             pv, _ = predict(net, xva)
-            yv = torch.from_numpy(yva)
-            h["val_loss"] = float(F.nll_loss(torch.log(pv.clamp(min=1e-7)), yv))
-            h["val_acc"] = float((pv.argmax(1) == yv).float().mean())
+            h["val_loss"], h["val_acc"] = balanced_val(pv, yva, val_part_ids, len(classes))
             if h["val_loss"] < best[0] - 1e-4:
                 best = (h["val_loss"], {k: v.clone() for k, v in net.state_dict().items()}, ep)
         hist.append(h)
