@@ -61,10 +61,10 @@ const (
 // fields (see docs/fields.md); TestSmudgeModelReproduces checks these
 // numbers are what that fit gives.
 var smudgeModel = logisticModel{
-	Mean:   [3]float64{1.3782, -0.4137, 0.7063},
-	Scale:  [3]float64{0.2935, 0.1295, 0.1803},
-	Weight: [3]float64{1.4893, 3.5897, -0.7176},
-	Bias:   -2.0267,
+	Mean:   [3]float64{1.3776, -0.4135, 0.7046},
+	Scale:  [3]float64{0.2926, 0.1292, 0.1819},
+	Weight: [3]float64{1.4873, 3.5886, -0.7366},
+	Bias:   -2.0252,
 }
 
 // smudgeThreshold: candidates with P(smudge) at or above it are dropped.

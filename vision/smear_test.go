@@ -25,7 +25,7 @@ type smearSpec struct {
 	W, H      int
 	RBCRadius float64       // red cell radius in pixels
 	WBCs      []image.Point // round white cells (nucleus 0.95 R, cytoplasm 1.25 R)
-	Lobed     []image.Point // neutrophil-like cells: three nucleus lobes in one cytoplasm
+	Lobed     []image.Point // neutrophil-like cells: four separate nucleus lobes in one cytoplasm
 	Platelets []image.Point
 	Seed      uint64
 }
@@ -75,10 +75,10 @@ func syntheticSmear(t testing.TB, s smearSpec) gocv.Mat {
 	}
 	for _, c := range s.Lobed {
 		x, y := float64(c.X), float64(c.Y)
-		disc(x, y, 1.35*r, smearCytoplasm)
-		for k := range 3 {
-			a := 2 * math.Pi * float64(k) / 3
-			disc(x+0.62*r*math.Cos(a), y+0.62*r*math.Sin(a), 0.42*r, smearNucleus)
+		disc(x, y, 1.55*r, smearCytoplasm)
+		for k := range 4 { // four lobes 0.2 R apart, together a red cell's area
+			a := 2 * math.Pi * float64(k) / 4
+			disc(x+0.85*r*math.Cos(a), y+0.85*r*math.Sin(a), 0.5*r, smearNucleus)
 		}
 	}
 	for _, c := range s.Platelets {
