@@ -99,7 +99,7 @@ type fieldMaps struct {
 
 // candidate is one region that may be a white cell.
 type candidate struct {
-	region
+	pixelRegion
 	nucleus     int     // pixels above nucleusStain
 	stain       float64 // mean stain of those pixels
 	hue         float64 // mean ln(R/B) of those pixels, relative to the background
@@ -214,7 +214,7 @@ func (f *fieldMaps) largestObjectRadius() float64 {
 			m[p] = 255
 		}
 	}
-	_, regions := labelComponents(m, f.w, f.h)
+	_, regions := labelRegions(m, f.w, f.h)
 	best := 0
 	for _, r := range regions {
 		best = max(best, r.area)
@@ -306,14 +306,14 @@ func (f *fieldMaps) redCellRadius(blurred gocv.Mat) (float64, error) {
 			hist[flat[p]]++
 		}
 	}
-	t := otsu(hist[:])
+	t := otsuThreshold(hist[:])
 	fg := make([]uint8, len(g))
 	for p := range fg {
 		if !f.void[p] && (flat[p] < t || f.stain[p] >= unstainedStain) {
 			fg[p] = 255
 		}
 	}
-	fillHoles(fg, f.w, f.h)
+	fillEnclosedHoles(fg, f.w, f.h)
 	opened, err := (&Mask{W: f.w, H: f.h, Pix: fg}).morph(gocv.MorphOpen, 3)
 	if err != nil {
 		return 0, err
@@ -355,8 +355,8 @@ func (f *fieldMaps) redCellRadius(blurred gocv.Mat) (float64, error) {
 	return float64(high[len(high)/2]), nil
 }
 
-// otsu returns the threshold that best splits a histogram in two.
-func otsu(hist []int) uint8 {
+// otsuThreshold returns the threshold that best splits a histogram in two.
+func otsuThreshold(hist []int) uint8 {
 	total, sum := 0, 0.0
 	for i, c := range hist {
 		total += c
@@ -392,11 +392,11 @@ func (f *fieldCells) masks() (nuclei, cells []uint8, err error) {
 			nuc.Pix[p] = 255
 		}
 	}
-	nuc, err = nuc.morph(gocv.MorphOpen, diameter(nucleusOpen*r))
+	nuc, err = nuc.morph(gocv.MorphOpen, kernelDiameter(nucleusOpen*r))
 	if err != nil {
 		return nil, nil, err
 	}
-	labels, regions := labelComponents(nuc.Pix, f.w, f.h)
+	labels, regions := labelRegions(nuc.Pix, f.w, f.h)
 	small := make([]bool, len(regions)+1)
 	for _, rg := range regions {
 		small[rg.label] = float64(rg.area) < fragmentArea*a
@@ -406,11 +406,11 @@ func (f *fieldCells) masks() (nuclei, cells []uint8, err error) {
 			nuc.Pix[p] = 0
 		}
 	}
-	joined, err := nuc.morph(gocv.MorphClose, diameter(lobeClose*r))
+	joined, err := nuc.morph(gocv.MorphClose, kernelDiameter(lobeClose*r))
 	if err != nil {
 		return nil, nil, err
 	}
-	near, err := joined.morph(gocv.MorphDilate, diameter(2*cytoplasmReach*r))
+	near, err := joined.morph(gocv.MorphDilate, kernelDiameter(2*cytoplasmReach*r))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -420,16 +420,16 @@ func (f *fieldCells) masks() (nuclei, cells []uint8, err error) {
 			cell[p] = 255
 		}
 	}
-	fillHoles(cell, f.w, f.h)
-	smooth, err := (&Mask{W: f.w, H: f.h, Pix: cell}).morph(gocv.MorphOpen, diameter(cellOpen*r))
+	fillEnclosedHoles(cell, f.w, f.h)
+	smooth, err := (&Mask{W: f.w, H: f.h, Pix: cell}).morph(gocv.MorphOpen, kernelDiameter(cellOpen*r))
 	if err != nil {
 		return nil, nil, err
 	}
 	return joined.Pix, smooth.Pix, nil
 }
 
-// diameter rounds a length to an odd kernel diameter of at least 1.
-func diameter(d float64) int {
+// kernelDiameter rounds a length to an odd kernel diameter of at least 1.
+func kernelDiameter(d float64) int {
 	n := max(1, int(math.Round(d)))
 	if n%2 == 0 {
 		n++

@@ -302,7 +302,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 			}
 		}
 		hitComp := map[int32]bool{}
-		compLabels, _ := labelComponents(gt.Pix, W, H)
+		compLabels, _ := labelRegions(gt.Pix, W, H)
 		for _, c := range fc.candidates {
 			l := int32(c.label)
 			if c.bigEnough(fc) {
@@ -400,7 +400,7 @@ func (c candidate) outlineInterior(f *fieldCells, comps []int32, W, H int) []int
 // centroid (field pixels) and the number of mask components. Fragments
 // smaller than a quarter of a red cell (slivers at a split) are dropped.
 func truthCells(gt *Mask, rbcRadius float64) ([]image.Point, int) {
-	_, comps := labelComponents(gt.Pix, gt.W, gt.H)
+	_, comps := labelRegions(gt.Pix, gt.W, gt.H)
 	dist := distanceToBackground(gt.Pix, gt.W, gt.H, true)
 	labels, n := splitByDynamics(dist, gt.W, gt.H, float32(splitDynamic*rbcRadius))
 	area := make([]int, n+1)

@@ -12,7 +12,7 @@ import (
 // OpenCV exception can abort the process.
 
 // region is one connected set of pixels in a label image.
-type region struct {
+type pixelRegion struct {
 	label int
 	area  int
 	box   image.Rectangle
@@ -20,16 +20,16 @@ type region struct {
 	sumY  int
 }
 
-func (r region) center() (float64, float64) {
+func (r pixelRegion) center() (float64, float64) {
 	return float64(r.sumX) / float64(r.area), float64(r.sumY) / float64(r.area)
 }
 
-// labelComponents labels the 8-connected components of the set pixels of
+// labelRegions labels the 8-connected components of the set pixels of
 // m (w x h, non-zero = set). Labels are 1..n in raster order of first
 // pixel; 0 is background.
-func labelComponents(m []uint8, w, h int) ([]int32, []region) {
+func labelRegions(m []uint8, w, h int) ([]int32, []pixelRegion) {
 	labels := make([]int32, w*h)
-	var regions []region
+	var regions []pixelRegion
 	stack := make([]int, 0, 1024)
 	for start := range m {
 		if m[start] == 0 || labels[start] != 0 {
@@ -37,7 +37,7 @@ func labelComponents(m []uint8, w, h int) ([]int32, []region) {
 		}
 		id := int32(len(regions) + 1)
 		x0, y0 := start%w, start/w
-		r := region{label: int(id), box: image.Rect(x0, y0, x0+1, y0+1)}
+		r := pixelRegion{label: int(id), box: image.Rect(x0, y0, x0+1, y0+1)}
 		labels[start] = id
 		stack = append(stack[:0], start)
 		for len(stack) > 0 {
@@ -71,10 +71,10 @@ func labelComponents(m []uint8, w, h int) ([]int32, []region) {
 	return labels, regions
 }
 
-// fillHoles sets every unset pixel of m that the image border cannot reach
+// fillEnclosedHoles sets every unset pixel of m that the image border cannot reach
 // through unset pixels (4-connected): the pale centre of a red cell, the
 // light gaps between the lobes of a nucleus.
-func fillHoles(m []uint8, w, h int) {
+func fillEnclosedHoles(m []uint8, w, h int) {
 	reached := make([]bool, w*h)
 	stack := make([]int, 0, 1024)
 	push := func(p int) {

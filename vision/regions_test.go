@@ -21,7 +21,7 @@ func drawDiscs(w, h int, discs ...[3]float64) []uint8 {
 	return m
 }
 
-func TestLabelComponents(t *testing.T) {
+func TestLabelRegions(t *testing.T) {
 	const w, h = 12, 6
 	m := make([]uint8, w*h)
 	set := func(x, y int) { m[y*w+x] = 255 }
@@ -31,7 +31,7 @@ func TestLabelComponents(t *testing.T) {
 	set(5, 3)
 	set(6, 3)
 	set(11, 5)
-	labels, regions := labelComponents(m, w, h)
+	labels, regions := labelRegions(m, w, h)
 	if len(regions) != 3 {
 		t.Fatalf("%d regions, want 3", len(regions))
 	}
@@ -49,7 +49,7 @@ func TestLabelComponents(t *testing.T) {
 	}
 }
 
-func TestFillHoles(t *testing.T) {
+func TestFillEnclosedHoles(t *testing.T) {
 	const w, h = 9, 7
 	// A ring (hole in the middle) and a C open to the border.
 	m := make([]uint8, w*h)
@@ -61,7 +61,7 @@ func TestFillHoles(t *testing.T) {
 		}
 	}
 	m[3*w+7], m[2*w+7] = 255, 255
-	fillHoles(m, w, h)
+	fillEnclosedHoles(m, w, h)
 	if m[3*w+3] == 0 {
 		t.Error("hole in ring not filled")
 	}

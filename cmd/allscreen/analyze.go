@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,8 @@ import (
 )
 
 func init() {
-	register(command{name: "analyze", summary: "check image quality, find the white cells and print them", run: runAnalyze})
+	register(command{name: "analyze", summary: "check image quality, find the white cells and print them",
+		run: func(args []string) error { return runAnalyze(args, os.Stdout, os.Stderr) }})
 }
 
 type cellJSON struct {
@@ -50,8 +52,11 @@ type analyzeJSON struct {
 	Error         string     `json:"error,omitempty"`
 }
 
-func runAnalyze(argv []string) error {
+// runAnalyze analyses every file named, printing results to stdout and
+// problems to stderr; a file that fails does not stop the others.
+func runAnalyze(argv []string, stdout, stderr io.Writer) error {
 	fs := newFlags("analyze", "IMAGE...")
+	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per image")
 	overlay := fs.String("overlay", "", "write each image with the cells outlined into `DIR`")
 	files, err := parseFlags(fs, argv)
@@ -68,12 +73,12 @@ func runAnalyze(argv []string) error {
 		}
 	}
 	failed := 0
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(stdout)
 	for _, f := range files {
 		res, err := analyzeFile(f, *overlay)
 		if err != nil {
 			failed++
-			fmt.Fprintf(os.Stderr, "allscreen analyze: %v\n", err)
+			fmt.Fprintf(stderr, "allscreen analyze: %v\n", err)
 			if *asJSON {
 				enc.Encode(analyzeJSON{File: f, Cells: []cellJSON{}, Error: err.Error()})
 			}
@@ -87,20 +92,20 @@ func runAnalyze(argv []string) error {
 		if !res.Quality.OK {
 			q = "quality: " + res.Quality.Advice
 		}
-		fmt.Printf("%s: %dx%d, %s, %d white cells\n", res.File, res.Width, res.Height, q, len(res.Cells))
+		fmt.Fprintf(stdout, "%s: %dx%d, %s, %d white cells\n", res.File, res.Width, res.Height, q, len(res.Cells))
 		for i, c := range res.Cells {
 			edge := ""
 			if c.AtEdge {
 				edge = " (cut by the image edge)"
 			}
-			fmt.Printf("  cell %d at x=%d y=%d, %dx%d%s\n", i+1, c.X, c.Y, c.W, c.H, edge)
+			fmt.Fprintf(stdout, "  cell %d at x=%d y=%d, %dx%d%s\n", i+1, c.X, c.Y, c.W, c.H, edge)
 		}
 		if res.Overlay != "" {
-			fmt.Printf("  overlay: %s\n", res.Overlay)
+			fmt.Fprintf(stdout, "  overlay: %s\n", res.Overlay)
 		}
 	}
 	if failed > 0 {
-		fmt.Fprintf(os.Stderr, "allscreen analyze: %d of %d files failed\n", failed, len(files))
+		fmt.Fprintf(stderr, "allscreen analyze: %d of %d files failed\n", failed, len(files))
 		return errSomeFailed
 	}
 	return nil

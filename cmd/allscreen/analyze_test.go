@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// smearImage draws a small smear: plasma, a grid of red cells and two white
+// cells (purple nucleus, pale blue cytoplasm).
+func smearImage() *image.NRGBA {
+	const w, h = 480, 360
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	paint := func(cx, cy, r float64, c color.NRGBA) {
+		for y := range h {
+			for x := range w {
+				if math.Hypot(float64(x)-cx, float64(y)-cy) <= r {
+					img.SetNRGBA(x, y, c)
+				}
+			}
+		}
+	}
+	paint(240, 180, 1e9, color.NRGBA{R: 157, G: 154, B: 158, A: 255})
+	for y := 20.0; y < h; y += 40 {
+		for x := 20.0; x < w; x += 40 {
+			paint(x+float64(int(y)%80)/4, y, 12, color.NRGBA{R: 144, G: 124, B: 130, A: 255})
+		}
+	}
+	for _, c := range [][2]float64{{120, 100}, {350, 250}} {
+		paint(c[0], c[1], 19, color.NRGBA{R: 126, G: 116, B: 150, A: 255})
+		paint(c[0], c[1], 15, color.NRGBA{R: 84, G: 36, B: 120, A: 255})
+	}
+	return img
+}
+
+func encode(t *testing.T, img image.Image, format string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	var err error
+	if format == "jpeg" {
+		err = jpeg.Encode(&b, img, &jpeg.Options{Quality: 92})
+	} else {
+		err = png.Encode(&b, img)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// hugePNGHeader is a PNG that claims w x h pixels but holds none.
+func hugePNGHeader(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		b.WriteString(typ)
+		b.Write(data)
+		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 2
+	chunk("IHDR", ihdr)
+	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+	chunk("IEND", nil)
+	return b.Bytes()
+}
+
+// TestAnalyzeBadInputs runs the analyze command end to end on a mix of good
+// and bad files: every bad one gets an error naming it, the good ones are
+// still analysed, and the command fails overall (exit status 1).
+func TestAnalyzeBadInputs(t *testing.T) {
+	dir := t.TempDir()
+	smear := smearImage()
+	grey := image.NewGray(smear.Bounds())
+	grey16 := image.NewGray16(smear.Bounds())
+	alpha := image.NewNRGBA(smear.Bounds())
+	for y := range smear.Bounds().Dy() {
+		for x := range smear.Bounds().Dx() {
+			c := smear.NRGBAAt(x, y)
+			grey.SetGray(x, y, color.Gray{Y: c.G})
+			grey16.SetGray16(x, y, color.Gray16{Y: uint16(c.G) << 8})
+			c.A = 128
+			alpha.SetNRGBA(x, y, c)
+		}
+	}
+	pngData := encode(t, smear, "png")
+	jpegData := encode(t, smear, "jpeg")
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := []string{
+		write("smear.png", pngData),
+		write("smear.jpg", jpegData),
+		write("grey.png", encode(t, grey, "png")),
+		write("grey16.png", encode(t, grey16, "png")),
+		write("alpha.png", encode(t, alpha, "png")),
+	}
+	sub := filepath.Join(dir, "a-directory")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]string{
+		write("empty.png", nil):                                                    "empty file",
+		write("cut.png", pngData[:len(pngData)/2]):                                 "truncated",
+		write("cut.jpg", jpegData[:len(jpegData)/2]):                               "truncated",
+		write("notes.txt", []byte("not an image\n")):                               "not a PNG, JPEG, BMP or TIFF",
+		write("one.png", encode(t, image.NewNRGBA(image.Rect(0, 0, 1, 1)), "png")): "smaller than",
+		write("huge.png", hugePNGHeader(40000, 40000)):                             "larger than",
+		sub:                               "is a directory",
+		filepath.Join(dir, "missing.png"): "no such file",
+	}
+	args := []string{"--json", "--overlay", filepath.Join(dir, "overlays")}
+	// Interleave, so a failure cannot stop the files after it.
+	var order []string
+	i := 0
+	for p := range bad {
+		order = append(order, p)
+		if i < len(good) {
+			order = append(order, good[i])
+			i++
+		}
+	}
+	order = append(order, good[i:]...)
+	var stdout, stderr bytes.Buffer
+	err := runAnalyze(append(args, order...), &stdout, &stderr)
+	if !errors.Is(err, errSomeFailed) {
+		t.Fatalf("error %v, want errSomeFailed (exit status 1)", err)
+	}
+	var results []analyzeJSON
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var r analyzeJSON
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("not one JSON object per line: %q: %v", sc.Text(), err)
+		}
+		results = append(results, r)
+	}
+	if len(results) != len(order) {
+		t.Fatalf("%d results for %d files", len(results), len(order))
+	}
+	for k, r := range results {
+		if r.File != order[k] {
+			t.Errorf("result %d is for %s, want %s", k, r.File, order[k])
+		}
+		if msg, isBad := bad[r.File]; isBad {
+			if r.Error == "" || !strings.Contains(r.Error, msg) || !strings.Contains(r.Error, r.File) {
+				t.Errorf("%s: error %q should name the file and say %q", r.File, r.Error, msg)
+			}
+			if !strings.Contains(stderr.String(), r.File) {
+				t.Errorf("%s: not reported on stderr", r.File)
+			}
+			continue
+		}
+		if r.Error != "" || r.Quality == nil {
+			t.Errorf("%s: %q, quality %v", r.File, r.Error, r.Quality)
+			continue
+		}
+		if _, err := os.Stat(r.Overlay); err != nil {
+			t.Errorf("%s: overlay %q: %v", r.File, r.Overlay, err)
+		}
+	}
+	// The colour smear has its two white cells found (grey copies have no
+	// stain colour, so no count is asked of them).
+	for _, r := range results {
+		if (strings.HasSuffix(r.File, "smear.png") || strings.HasSuffix(r.File, "smear.jpg")) && len(r.Cells) != 2 {
+			t.Errorf("%s: %d cells, want 2: %+v", r.File, len(r.Cells), r.Cells)
+		}
+	}
+	if !strings.Contains(stderr.String(), "8 of 13 files failed") {
+		t.Errorf("stderr does not sum up the failures:\n%s", stderr.String())
+	}
+}
+
+// TestAnalyzeExitStatus: through the dispatcher, all good is 0, any bad
+// file is 1, no file is a usage error (2).
+func TestAnalyzeExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "smear.png")
+	if err := os.WriteFile(good, encode(t, smearImage(), "png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	stdout, stderr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = devnull, devnull
+	defer func() { os.Stdout, os.Stderr = stdout, stderr }()
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"analyze", good}, 0},
+		{[]string{"analyze", "--json", good, filepath.Join(dir, "missing.png")}, 1},
+		{[]string{"analyze", dir}, 1},
+		{[]string{"analyze"}, 2},
+	} {
+		if got := run(c.args); got != c.want {
+			os.Stderr = stderr
+			t.Errorf("allscreen %v: exit %d, want %d", c.args, got, c.want)
+			os.Stderr = devnull
+		}
+	}
+}
