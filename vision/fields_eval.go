@@ -181,15 +181,21 @@ type FieldResult struct {
 	PrecisionScored bool `json:"precision_scored"`
 	TruePositives   int  `json:"true_positives"`
 
-	Platelets int `json:"platelets"` // centroids the size rule calls platelets
+	Platelets int            `json:"platelets"` // centroids the size rule calls platelets
+	Centroids []CentroidCall `json:"centroids,omitempty"`
+	// TruthCells are the centroids of the mask's cells after splitting.
+	TruthCells []image.Point `json:"truth_cells,omitempty"`
 
 	MaskComponents  int     `json:"mask_components,omitempty"` // mask truth only
 	ComponentsFound int     `json:"components_found,omitempty"`
 	Dice            float64 `json:"dice,omitempty"`
+	DiceCounts      [3]int  `json:"dice_counts,omitempty"` // pixels in both masks, in ours, in the truth
 
 	Missed         []image.Point     `json:"missed,omitempty"`          // truth cells not found (field pixels)
+	MissedWhy      []string          `json:"missed_why,omitempty"`      // for each, what became of it
 	FalsePositives []image.Rectangle `json:"false_positives,omitempty"` // kept cells with no truth cell
 	NucleusCluster float64           `json:"kmeans_nucleus_stain"`      // mean stain of the k=3 lowest-green cluster
+	Quality        Quality           `json:"quality"`                   // the quality gate on the field
 
 	// Dropped lists the candidates FindCells left out, and why.
 	Dropped []DroppedCandidate `json:"dropped,omitempty"`
@@ -230,6 +236,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 		res.RedCellRadius = fc.radius * fc.scale
 	}
 	res.NucleusCluster = kmeansNucleusStain(field, fc.fieldMaps, opt.Seed)
+	res.Quality = CheckQuality(field)
 	W, H := field.Cols(), field.Rows()
 	kept := map[int32]bool{}
 	for _, c := range fc.candidates {
@@ -260,6 +267,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 	match := func(p image.Point) bool {
 		l := labelAt(p)
 		if l == 0 || claimed[l] {
+			res.MissedWhy = append(res.MissedWhy, fc.missReason(p, l != 0))
 			return false
 		}
 		claimed[l] = true
@@ -279,6 +287,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 		centres, comps := truthCells(gt, fc.radius*fc.scale)
 		res.MaskComponents = comps
 		res.WhiteCells = len(centres)
+		res.TruthCells = centres
 		for _, c := range centres {
 			if match(c) {
 				res.Found++
@@ -321,7 +330,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 			}
 		}
 		res.ComponentsFound = len(hitComp)
-		res.Dice, err = fc.maskDice(kept, gt)
+		res.Dice, res.DiceCounts, err = fc.maskDice(kept, gt)
 		if err != nil {
 			return res, err
 		}
@@ -336,7 +345,9 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 		res.Truth = "centroids (non-blast white cells only)"
 	}
 	for _, p := range t.Centroids {
-		if !fc.isWhiteCellAt(p) {
+		nuc, white := fc.centroidNucleus(p)
+		res.Centroids = append(res.Centroids, CentroidCall{At: p, Nucleus: nuc, WhiteCell: white})
+		if !white {
 			res.Platelets++
 			continue
 		}
@@ -371,6 +382,37 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// missReason says what became of a truth cell at p that was not found.
+func (f *fieldCells) missReason(p image.Point, merged bool) string {
+	if merged {
+		return "merged into a cell another truth cell claimed"
+	}
+	x, y := int(float64(p.X)/f.scale), int(float64(p.Y)/f.scale)
+	if x < 0 || y < 0 || x >= f.w || y >= f.h {
+		return "outside the field"
+	}
+	l := f.labels[y*f.w+x]
+	if l == 0 {
+		return "not segmented"
+	}
+	for _, c := range f.candidates {
+		if int32(c.label) == l {
+			if c.why == "smudge cell" {
+				return fmt.Sprintf("dropped as a smudge cell (P=%.2f)", c.smudge)
+			}
+			return fmt.Sprintf("dropped: %s (nucleus %.2f red-cell areas)", c.why, float64(c.nucleus)/f.area())
+		}
+	}
+	return "not segmented"
+}
+
+// CentroidCall is the size rule's verdict on one centroid.
+type CentroidCall struct {
+	At        image.Point `json:"at"`
+	Nucleus   float64     `json:"nucleus"` // nucleus-stained area of the object, red-cell areas
+	WhiteCell bool        `json:"white_cell"`
 }
 
 // fieldBox maps a working-resolution box to field pixels.
@@ -425,6 +467,13 @@ func truthCells(gt *Mask, rbcRadius float64) ([]image.Point, int) {
 // isWhiteCellAt applies the platelet-or-white-cell size rule to the
 // stained object under a field pixel.
 func (f *fieldCells) isWhiteCellAt(p image.Point) bool {
+	_, white := f.centroidNucleus(p)
+	return white
+}
+
+// centroidNucleus measures the nucleus-stained area (red-cell areas) of
+// the stained object under a field pixel and applies the size rule.
+func (f *fieldCells) centroidNucleus(p image.Point) (float64, bool) {
 	x0, y0 := int(float64(p.X)/f.scale), int(float64(p.Y)/f.scale)
 	// The stained object: stain above 0.15, grown from the most stained
 	// pixel within 3 working pixels of the centroid.
@@ -437,7 +486,7 @@ func (f *fieldCells) isWhiteCellAt(p image.Point) bool {
 		}
 	}
 	if seed < 0 {
-		return false
+		return 0, false
 	}
 	seen := map[int]bool{seed: true}
 	stack := []int{seed}
@@ -470,12 +519,13 @@ func (f *fieldCells) isWhiteCellAt(p image.Point) bool {
 	if edge {
 		need = minEdgeNucleus
 	}
-	return float64(nucleus) >= need*f.area()
+	a := float64(nucleus) / f.area()
+	return a, a >= need
 }
 
 // maskDice is the Dice coefficient of the kept cells' mask, brought to
 // full resolution by linear interpolation, against the truth mask.
-func (f *fieldCells) maskDice(kept map[int32]bool, gt *Mask) (float64, error) {
+func (f *fieldCells) maskDice(kept map[int32]bool, gt *Mask) (float64, [3]int, error) {
 	small := make([]uint8, f.w*f.h)
 	for p, l := range f.labels {
 		if kept[l] {
@@ -484,7 +534,7 @@ func (f *fieldCells) maskDice(kept map[int32]bool, gt *Mask) (float64, error) {
 	}
 	m, err := NewMatCopy(f.h, f.w, gocv.MatTypeCV8U, small)
 	if err != nil {
-		return 0, err
+		return 0, [3]int{}, err
 	}
 	defer m.Close()
 	big := gocv.NewMat()
@@ -492,7 +542,7 @@ func (f *fieldCells) maskDice(kept map[int32]bool, gt *Mask) (float64, error) {
 	gocv.Resize(m, &big, image.Pt(gt.W, gt.H), 0, 0, gocv.InterpolationLinear)
 	pred := big.ToBytes()
 	if len(pred) != len(gt.Pix) {
-		return 0, fmt.Errorf("resized mask has %d pixels, want %d", len(pred), len(gt.Pix))
+		return 0, [3]int{}, fmt.Errorf("resized mask has %d pixels, want %d", len(pred), len(gt.Pix))
 	}
 	inter, a, b := 0, 0, 0
 	for p := range pred {
@@ -507,10 +557,11 @@ func (f *fieldCells) maskDice(kept map[int32]bool, gt *Mask) (float64, error) {
 			inter++
 		}
 	}
+	counts := [3]int{inter, a, b}
 	if a+b == 0 {
-		return 1, nil
+		return 1, counts, nil
 	}
-	return 2 * float64(inter) / float64(a+b), nil
+	return 2 * float64(inter) / float64(a+b), counts, nil
 }
 
 // kmeansNucleusStain is the mean stain index of the pixels the paper's
@@ -541,9 +592,11 @@ func kmeansNucleusStain(field gocv.Mat, f *fieldMaps, seed uint64) float64 {
 
 // Rate is a proportion with its Wilson 95% interval.
 type Rate struct {
-	K, N   int
-	Value  float64 `json:"value"`
-	Lo, Hi float64
+	K     int     `json:"k"`
+	N     int     `json:"n"`
+	Value float64 `json:"value"`
+	Lo    float64 `json:"lo"`
+	Hi    float64 `json:"hi"`
 }
 
 // Wilson returns k/n with the Wilson score 95% confidence interval.
@@ -586,6 +639,7 @@ func SumFields(name string, rs []FieldResult) FieldGroup {
 	g := FieldGroup{Name: name, Fields: len(rs)}
 	found, truth, tp, det, cf, cn := 0, 0, 0, 0, 0, 0
 	dice, nd := 0.0, 0
+	var dc [3]int
 	for _, r := range rs {
 		found += r.Found
 		truth += r.WhiteCells
@@ -598,6 +652,9 @@ func SumFields(name string, rs []FieldResult) FieldGroup {
 			cn += r.MaskComponents
 			dice += r.Dice
 			nd++
+			for i := range dc {
+				dc[i] += r.DiceCounts[i]
+			}
 		}
 		g.Platelets += r.Platelets
 		g.Smudges += r.Smudges
@@ -605,6 +662,9 @@ func SumFields(name string, rs []FieldResult) FieldGroup {
 	g.Recall, g.Precision, g.Components = Wilson(found, truth), Wilson(tp, det), Wilson(cf, cn)
 	if nd > 0 {
 		g.Dice = dice / float64(nd)
+	}
+	if dc[1]+dc[2] > 0 {
+		g.DicePooled = 2 * float64(dc[0]) / float64(dc[1]+dc[2])
 	}
 	return g
 }

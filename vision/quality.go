@@ -38,6 +38,9 @@ func (i QualityIssue) String() string {
 	return fmt.Sprintf("QualityIssue(%d)", int(i))
 }
 
+// MarshalText writes the issue by name (in JSON, logs).
+func (i QualityIssue) MarshalText() ([]byte, error) { return []byte(i.String()), nil }
+
 // Advice is what the technician should do about the issue, in words shown
 // on the appliance's display and in reports.
 func (i QualityIssue) Advice() string {

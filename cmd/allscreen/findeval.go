@@ -18,6 +18,8 @@ type findEvalJSON struct {
 	Groups  []vision.FieldGroup  `json:"groups"`
 	Fields  []vision.FieldResult `json:"fields"`
 	Options vision.FindOptions   `json:"options"`
+	// Baseline is the plain k=3 method on the masked fields (--baseline).
+	Baseline []vision.BaselineResult `json:"baseline,omitempty"`
 }
 
 func runFindEval(argv []string) error {
@@ -25,6 +27,10 @@ func runFindEval(argv []string) error {
 	data := fs.String("data", "", "data folder holding allidb1/ (default: $"+realdata.EnvVar+" or ../shared/data)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
 	fit := fs.Bool("fit-smudge", false, "fit the smudge-cell model on the tuning fields and print it as Go, with its leave-one-field-out check")
+	baseline := fs.Bool("baseline", false, "also score the plain k=3 baseline on the fields with white-cell masks")
+	report := fs.String("report", "", "write the markdown report (docs/fields.md) to `FILE`; implies --baseline")
+	readme := fs.String("readme", "", "with --report, also fill the generated part of `README`'s fields section")
+	bench := fs.String("bench", "", "with --report, include the `go test -bench` results in FILE")
 	args, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -61,20 +67,55 @@ func runFindEval(argv []string) error {
 	if *fit {
 		return fitSmudge(results)
 	}
+	var base []vision.BaselineResult
+	if *baseline || *report != "" {
+		for _, t := range truth {
+			if t.Mask == "" {
+				continue
+			}
+			b, err := vision.EvaluateBaseline(t, opt.Seed)
+			if err != nil {
+				return err
+			}
+			base = append(base, b)
+		}
+	}
 	groups := fieldGroups(results)
+	if *report != "" {
+		r := fieldReport{results: results, groups: groups, baseline: base}
+		for _, f := range results {
+			if f.Split == vision.SplitTune {
+				r.samples = append(r.samples, f.Samples...)
+			}
+		}
+		if *bench != "" {
+			if r.bench, err = readBench(*bench); err != nil {
+				return err
+			}
+		}
+		if err := writeFieldReport(r, *report, *readme); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(findEvalJSON{Data: dir, Groups: groups, Fields: results, Options: opt})
+		return enc.Encode(findEvalJSON{Data: dir, Groups: groups, Fields: results, Options: opt, Baseline: base})
 	}
 	vision.WriteFieldTable(os.Stdout, results)
 	fmt.Println()
 	for _, g := range groups {
 		fmt.Printf("%s (%d fields): recall %v, precision %v", g.Name, g.Fields, g.Recall, g.Precision)
 		if g.Components.N > 0 {
-			fmt.Printf(", components %v, mean Dice %.3f", g.Components, g.Dice)
+			fmt.Printf(", components %v, Dice mean %.3f pooled %.3f", g.Components, g.Dice, g.DicePooled)
 		}
 		fmt.Printf(", platelets %d, smudges dropped %d\n", g.Platelets, g.Smudges)
+	}
+	if len(base) > 0 {
+		b := sumBaseline(base)
+		fmt.Printf("baseline on the masked fields: components %d/%d, cells %d/%d, precision %d/%d, Dice mean %.3f pooled %.3f\n",
+			b.ComponentsFound, b.MaskComponents, b.Found, b.WhiteCells, b.TruePositives, b.Detections, b.Dice,
+			2*float64(b.DiceCounts[0])/float64(b.DiceCounts[1]+b.DiceCounts[2]))
 	}
 	return nil
 }
@@ -126,4 +167,22 @@ func fitSmudge(results []vision.FieldResult) error {
 	fmt.Printf("// Leave one field out: %d of %d smudge cells kept, %d of %d intact cells dropped.\n", kept, smudges, dropped, intact)
 	fmt.Printf("var smudgeModel = %#v\n", m)
 	return nil
+}
+
+// sumBaseline adds up the baseline's counts; Dice is the mean over fields.
+func sumBaseline(bs []vision.BaselineResult) vision.BaselineResult {
+	var s vision.BaselineResult
+	for _, b := range bs {
+		s.Detections += b.Detections
+		s.TruePositives += b.TruePositives
+		s.MaskComponents += b.MaskComponents
+		s.ComponentsFound += b.ComponentsFound
+		s.WhiteCells += b.WhiteCells
+		s.Found += b.Found
+		s.Dice += b.Dice / float64(len(bs))
+		for i := range s.DiceCounts {
+			s.DiceCounts[i] += b.DiceCounts[i]
+		}
+	}
+	return s
 }

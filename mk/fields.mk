@@ -1,0 +1,24 @@
+# vision/, whole fields (issue 2, items 6-8): white cells in fields, the
+# quality gate, bad input. `make go-test` already runs their unit tests,
+# the real-field floors, the analyze end-to-end tests and FuzzDecodeImage's
+# seed corpus; these targets add the Mat-leak proof, a fuzzing session,
+# the benchmarks and the report.
+.PHONY: fields-leaks fields-fuzz fields-bench report-fields
+TEST_TARGETS += fields-leaks
+REPORT_TARGETS += report-fields
+
+FIELDS_BENCH ?= out/fields-bench.txt
+FUZZTIME ?= 5m
+
+fields-leaks: ## prove the field path (load, gate, FindCells, CropCell) leaks no gocv Mat (matprofile build tag)
+	$(GO) test -tags matprofile -count=1 -run LeaksNoMats ./vision/
+
+fields-fuzz: ## fuzz the image-loading path for $(FUZZTIME) (new crashers land in vision/testdata/fuzz)
+	nice -n 10 $(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime $(FUZZTIME) -parallel 1 ./vision/
+
+fields-bench: ## field benchmarks: a real 2592x1944 field found, gated and cropped (5 runs)
+	@mkdir -p $(dir $(FIELDS_BENCH))
+	$(GO) test -run '^$$' -bench 'FindCells|FieldPath|CheckQuality' -benchtime 20x -count 5 ./vision/ | tee $(FIELDS_BENCH)
+
+report-fields: build fields-bench ## regenerate docs/fields.md and the README's fields section from ../shared/data
+	$(BIN)/allscreen find-eval --data $(ALLSCREEN_DATA) --report docs/fields.md --readme README.md --bench $(FIELDS_BENCH)
