@@ -88,9 +88,13 @@ type Clusters struct {
 	Space   Space
 	Centers [][3]float32 // centres in Space, 0..255 per channel
 	BGR     [][3]float32 // the same centres as mean BGR colours
-	Labels  []uint8      // cluster index per pixel, row-major, len W*H
+	Labels  []uint8      // cluster index per pixel, row-major, len W*H; Excluded for pixels left out
 	Counts  []int        // pixels per cluster
 }
+
+// Excluded labels a pixel that was left out of the clustering (the black
+// surround of a cell already segmented onto black).
+const Excluded uint8 = 255
 
 // Mask returns cluster i as a 0/255 mask, row-major.
 func (c *Clusters) Mask(i int) []uint8 {
@@ -118,7 +122,7 @@ func Blur(img gocv.Mat) gocv.Mat {
 // pixel then takes its nearest centre (or, with Converge, the iterations go
 // on over every pixel).
 func Cluster(img gocv.Mat, opt KMeansOptions) (*Clusters, error) {
-	ps, err := newPixelSet(img, opt.Space, opt.SamplePixels)
+	ps, err := newPixelSet(img, opt.Space, opt.SamplePixels, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -135,14 +139,21 @@ type pixelSet struct {
 	colours []byte  // distinct colours of the sample k-means sees
 	weights []int32 // pixels of each distinct colour
 	sampled bool    // the sample is a downscaled copy, not the image
+	valid   []bool  // when set, only these pixels are clustered
 
 	coarseColours []byte // the sample's colours on a 64-level grid, for many starts
 	coarseWeights []int32
 }
 
-func newPixelSet(img gocv.Mat, space Space, samplePixels int) (*pixelSet, error) {
+// newPixelSet prepares img for k-means. With valid set (one entry per
+// pixel), only those pixels are clustered; the others get the label
+// Excluded.
+func newPixelSet(img gocv.Mat, space Space, samplePixels int, valid []bool) (*pixelSet, error) {
 	if err := checkBGR(img); err != nil {
 		return nil, err
+	}
+	if valid != nil && len(valid) != img.Cols()*img.Rows() {
+		return nil, fmt.Errorf("k-means: %d validity flags for %dx%d pixels", len(valid), img.Cols(), img.Rows())
 	}
 	if samplePixels <= 0 {
 		samplePixels = DefaultSamplePixels
@@ -153,11 +164,32 @@ func newPixelSet(img gocv.Mat, space Space, samplePixels int) (*pixelSet, error)
 		return nil, err
 	}
 	defer full.Close()
-	ps := &pixelSet{w: w, h: h, space: space, bgr: img.ToBytes(), full: full.ToBytes()}
+	ps := &pixelSet{w: w, h: h, space: space, bgr: img.ToBytes(), full: full.ToBytes(), valid: valid}
 
 	// The copy k-means sees.
 	pix := ps.full
-	if w*h > samplePixels {
+	if valid != nil {
+		// A regular subsample of the valid pixels (a downscaled copy would
+		// blend them with the excluded ones).
+		n := 0
+		for _, v := range valid {
+			if v {
+				n++
+			}
+		}
+		step := max(1, (n+samplePixels-1)/samplePixels)
+		pix = make([]byte, 0, 3*(n/step+1))
+		i := 0
+		for p, v := range valid {
+			if v {
+				if i%step == 0 {
+					pix = append(pix, ps.full[3*p:3*p+3]...)
+				}
+				i++
+			}
+		}
+		ps.sampled = step > 1
+	} else if w*h > samplePixels {
 		f := math.Sqrt(float64(samplePixels) / float64(w*h))
 		sw, sh := max(1, int(float64(w)*f)), max(1, int(float64(h)*f))
 		small := gocv.NewMat()
@@ -199,7 +231,7 @@ func (ps *pixelSet) cluster(k int, seed uint64, attempts int, converge bool) (*C
 		}
 	}
 	lloyd(ps.colours, ps.weights, centers, maxLloydIterations)
-	if ps.sampled && converge {
+	if ps.sampled && converge && ps.valid == nil {
 		colours, weights := distinctColours(ps.full)
 		lloyd(colours, weights, centers, maxLloydIterations)
 	}
@@ -209,7 +241,7 @@ func (ps *pixelSet) cluster(k int, seed uint64, attempts int, converge bool) (*C
 		c.Centers[i] = [3]float32{float32(ctr[0]), float32(ctr[1]), float32(ctr[2])}
 	}
 	sortCenters(c.Centers)
-	c.Labels = assignNearest(ps.full, c.Centers, c.Counts)
+	c.Labels = assignNearest(ps.full, c.Centers, c.Counts, ps.valid)
 	c.BGR = meanBGR(ps.bgr, c)
 	return c, nil
 }
@@ -426,11 +458,16 @@ func less3(a, b [3]float32) bool {
 }
 
 // assignNearest gives every pixel (3 bytes) the index of its nearest centre.
-func assignNearest(pix []byte, centers [][3]float32, counts []int) []uint8 {
+// Pixels not valid (when valid is set) get Excluded.
+func assignNearest(pix []byte, centers [][3]float32, counts []int, valid []bool) []uint8 {
 	n := len(pix) / 3
 	labels := make([]uint8, n)
 	k := len(centers)
 	for p := range n {
+		if valid != nil && !valid[p] {
+			labels[p] = Excluded
+			continue
+		}
 		b, g, r := float32(pix[3*p]), float32(pix[3*p+1]), float32(pix[3*p+2])
 		best, bestD := 0, float32(math.MaxFloat32)
 		for i := range k {
@@ -451,6 +488,9 @@ func assignNearest(pix []byte, centers [][3]float32, counts []int) []uint8 {
 func meanBGR(pix []byte, c *Clusters) [][3]float32 {
 	sums := make([][3]float64, c.K)
 	for p, l := range c.Labels {
+		if l == Excluded {
+			continue
+		}
 		sums[l][0] += float64(pix[3*p])
 		sums[l][1] += float64(pix[3*p+1])
 		sums[l][2] += float64(pix[3*p+2])

@@ -2,6 +2,7 @@ package vision
 
 import (
 	"fmt"
+	"math"
 
 	"gocv.io/x/gocv"
 )
@@ -77,3 +78,223 @@ func (m *Mask) check() error {
 	}
 	return nil
 }
+
+// labelComponents labels the 8-connected components of a mask 1..n (0 is
+// unset), row-major.
+func labelComponents(m *Mask) ([]int32, int, error) {
+	if err := m.check(); err != nil {
+		return nil, 0, err
+	}
+	w, h := m.W, m.H
+	labels := make([]int32, w*h)
+	var n int32
+	stack := make([]int, 0, 64)
+	for start, v := range m.Pix {
+		if v == 0 || labels[start] != 0 {
+			continue
+		}
+		n++
+		labels[start] = n
+		stack = append(stack[:0], start)
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			x, y := p%w, p/w
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					nx, ny := x+dx, y+dy
+					if nx < 0 || ny < 0 || nx >= w || ny >= h {
+						continue
+					}
+					q := ny*w + nx
+					if m.Pix[q] != 0 && labels[q] == 0 {
+						labels[q] = n
+						stack = append(stack, q)
+					}
+				}
+			}
+		}
+	}
+	return labels, int(n), nil
+}
+
+// fillHoles sets every unset pixel that the unset pixels on the border
+// cannot reach (4-connected): the holes.
+func fillHoles(m *Mask) *Mask {
+	w, h := m.W, m.H
+	outside := make([]bool, w*h)
+	stack := make([]int, 0, 2*(w+h))
+	push := func(p int) {
+		if m.Pix[p] == 0 && !outside[p] {
+			outside[p] = true
+			stack = append(stack, p)
+		}
+	}
+	for x := range w {
+		push(x)
+		push((h-1)*w + x)
+	}
+	for y := range h {
+		push(y * w)
+		push(y*w + w - 1)
+	}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		x, y := p%w, p/w
+		if x > 0 {
+			push(p - 1)
+		}
+		if x < w-1 {
+			push(p + 1)
+		}
+		if y > 0 {
+			push(p - w)
+		}
+		if y < h-1 {
+			push(p + w)
+		}
+	}
+	out := NewMask(w, h)
+	for p, o := range outside {
+		if !o {
+			out.Pix[p] = 255
+		}
+	}
+	return out
+}
+
+// resize scales a mask to w x h with bilinear interpolation and a cut at
+// half, which keeps outlines smooth instead of blocky.
+func (m *Mask) resize(w, h int) (*Mask, error) {
+	src, err := m.Mat()
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	dst := gocv.NewMat()
+	defer dst.Close()
+	gocv.Resize(src, &dst, pt(w, h), 0, 0, gocv.InterpolationLinear)
+	out := &Mask{W: w, H: h, Pix: dst.ToBytes()}
+	if len(out.Pix) != w*h {
+		return nil, fmt.Errorf("resize mask: got %d pixels, want %d", len(out.Pix), w*h)
+	}
+	for i, v := range out.Pix {
+		if v >= 128 {
+			out.Pix[i] = 255
+		} else {
+			out.Pix[i] = 0
+		}
+	}
+	return out, nil
+}
+
+// distanceSq returns, per pixel, the squared Euclidean distance to the
+// nearest set pixel (0 on set pixels; +Inf when the mask is empty). It is
+// the exact linear-time transform of Felzenszwalb and Huttenlocher (2012),
+// so dilating or eroding by a disc of any radius costs the same.
+func distanceSq(m *Mask) []float64 {
+	w, h := m.W, m.H
+	d := make([]float64, w*h)
+	for i, v := range m.Pix {
+		if v == 0 {
+			d[i] = math.Inf(1)
+		}
+	}
+	n := max(w, h)
+	f, out := make([]float64, n), make([]float64, n)
+	v, z := make([]int, n), make([]float64, n+1)
+	for x := range w { // columns
+		for y := range h {
+			f[y] = d[y*w+x]
+		}
+		edt1(f[:h], out[:h], v, z)
+		for y := range h {
+			d[y*w+x] = out[y]
+		}
+	}
+	for y := range h { // rows
+		edt1(d[y*w:(y+1)*w], out[:w], v, z)
+		copy(d[y*w:(y+1)*w], out[:w])
+	}
+	return d
+}
+
+// edt1 is the one-dimensional squared distance transform of f (lower
+// envelope of parabolas).
+func edt1(f, out []float64, v []int, z []float64) {
+	n := len(f)
+	k := -1
+	for q := range n {
+		if math.IsInf(f[q], 1) {
+			continue
+		}
+		for k >= 0 {
+			p := v[k]
+			s := ((f[q] + float64(q*q)) - (f[p] + float64(p*p))) / float64(2*(q-p))
+			if s > z[k] {
+				break
+			}
+			k--
+		}
+		k++
+		v[k] = q
+		if k == 0 {
+			z[k] = math.Inf(-1)
+		} else {
+			p := v[k-1]
+			z[k] = ((f[q] + float64(q*q)) - (f[p] + float64(p*p))) / float64(2*(q-p))
+		}
+		z[k+1] = math.Inf(1)
+	}
+	if k < 0 {
+		for q := range out {
+			out[q] = math.Inf(1)
+		}
+		return
+	}
+	j := 0
+	for q := range n {
+		for z[j+1] < float64(q) {
+			j++
+		}
+		dq := float64(q - v[j])
+		out[q] = dq*dq + f[v[j]]
+	}
+}
+
+// dilateDisc sets every pixel within radius r of a set pixel.
+func (m *Mask) dilateDisc(r float64) *Mask {
+	d := distanceSq(m)
+	out := NewMask(m.W, m.H)
+	for i, v := range d {
+		if v <= r*r {
+			out.Pix[i] = 255
+		}
+	}
+	return out
+}
+
+// erodeDisc keeps the set pixels farther than r from every unset pixel.
+// Outside the image is not counted as unset (as with OpenCV's default
+// border), so a cell cut by the crop's edge is not eaten from that side.
+func (m *Mask) erodeDisc(r float64) *Mask {
+	inv := NewMask(m.W, m.H)
+	for i, v := range m.Pix {
+		if v == 0 {
+			inv.Pix[i] = 255
+		}
+	}
+	d := distanceSq(inv)
+	out := NewMask(m.W, m.H)
+	for i, v := range d {
+		if v > r*r {
+			out.Pix[i] = 255
+		}
+	}
+	return out
+}
+
+// openDisc is erosion then dilation by a disc of radius r: it removes
+// specks and thin bridges narrower than the disc.
+func (m *Mask) openDisc(r float64) *Mask { return m.erodeDisc(r).dilateDisc(r) }

@@ -109,6 +109,7 @@ func LoadTruth(path string) (*image.Gray, error) {
 type LabeledImage struct {
 	Name  string // file name as in the labels file
 	Label string // class (ALL-IDB2: blast/normal; wbcseg: cell type)
+	Group string // the labels' group column (one cell shown twice shares it), or ""
 	Image string // path
 	Mask  string // path, or "" without ground truth
 }
@@ -145,6 +146,7 @@ func ReadLabels(csvPath, labelColumn, imagesDir, masksDir string) ([]LabeledImag
 	if fileCol < 0 {
 		return nil, fmt.Errorf("labels %s: no \"file\" column (columns: %s)", csvPath, strings.Join(header, ", "))
 	}
+	groupCol := slices.Index(header, "group")
 	labelCol := -1
 	if labelColumn != "" {
 		labelCol = slices.Index(header, strings.ToLower(labelColumn))
@@ -186,6 +188,9 @@ func ReadLabels(csvPath, labelColumn, imagesDir, masksDir string) ([]LabeledImag
 		}
 		seen[name] = true
 		li := LabeledImage{Name: name, Label: label, Image: filepath.Join(imagesDir, name)}
+		if groupCol >= 0 && groupCol < len(rec) {
+			li.Group = strings.TrimSpace(rec[groupCol])
+		}
 		if masksDir != "" {
 			li.Mask = filepath.Join(masksDir, name)
 		}
