@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -32,6 +33,10 @@ type CVResult struct {
 	AcrossSeeds         map[string]Spread `json:"across_seeds"`
 	Created             string            `json:"created"`
 	Seconds             float64           `json:"seconds"`
+	// CodeVersion is `git describe --always --dirty` of the tree the
+	// binary ran in: the cell finding and segmentation that made the
+	// inputs are part of what was measured.
+	CodeVersion string `json:"code_version"`
 }
 
 // SeedResult is one training seed's cross-validation.
@@ -167,6 +172,9 @@ func (r *Runner) RunCV(e *Experiment, predictionsPath string) (*CVResult, error)
 		})
 	}
 	res.Created = time.Now().UTC().Format(time.RFC3339)
+	if out, err := exec.Command("git", "-C", r.RepoDir, "describe", "--always", "--dirty", "--abbrev=12").Output(); err == nil {
+		res.CodeVersion = strings.TrimSpace(string(out))
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if predictionsPath != "" {
 		if err := writePredictions(predictionsPath, all, e.Labels); err != nil {
@@ -228,17 +236,18 @@ func (r *Runner) runSeed(e *Experiment, seed int, cv, fieldEval *Prepared, extra
 			WeightDecay: e.WeightDecay, Threads: e.Threads, Classes: e.Labels, Positive: e.Positive, Task: e.Task,
 			Augment: e.Augment, Protocol: e.Protocol, Fold: f, Folds: e.Folds, Name: "model", RelativeTo: r.RepoDir,
 			Title: fmt.Sprintf("%s: seed %d, fold %d of %d", e.Name, seed, f+1, e.Folds)}
-		part := r.part(cv, e.Labels)
 		if e.Protocol == AugmentThenSplit {
-			cfg.Train = []trainPart{part}
+			cfg.Train = []trainPart{r.part(cv, e.Labels, nil)}
 		} else {
-			tp := part
-			tp.ExcludeGroups = test
-			cfg.Train = append([]trainPart{tp}, nil...)
-			for _, x := range extra {
-				cfg.Train = append(cfg.Train, r.part(x, e.Labels))
+			// the fold's test groups never train; everything else does,
+			// less a validation share of each set's groups
+			// inputs without a trusted cell outline are not examples of a
+			// cell (the device marks them uncertain); they are still tested
+			usable := func(p *Prepared, row IndexRow) bool { return !row.Fallback && (p != cv || folds[row.Group] != f) }
+			cfg.Train, cfg.Val = r.splitTraining(append([]*Prepared{cv}, extra...), e.Labels, usable, e.ValFraction, seed)
+			if err := checkDisjoint(cv, cfg.Train, cfg.Val, folds, f); err != nil {
+				return nil, nil, err
 			}
-			cfg.ValFraction = e.ValFraction
 		}
 		if e.Protocol == AugmentThenSplit {
 			r.logf("%s seed %d fold %d/%d: augmented copies of all %d groups, split at random", e.Name, seed, f+1, e.Folds, len(test)+len(train))
@@ -630,4 +639,38 @@ func writePredictions(path string, preds []Predicted, labels []string) error {
 	}
 	w.Flush()
 	return writeFileAtomic(path, []byte(b.String()))
+}
+
+// checkDisjoint refuses a fold whose training or validation inputs include
+// one of its test groups, or whose validation shares a group with training:
+// the guard against the leak that makes published accuracies meaningless.
+func checkDisjoint(cv *Prepared, train, val []trainPart, folds map[string]int, f int) error {
+	groupOf := map[string]string{}
+	for _, row := range cv.Rows {
+		groupOf[row.Input] = row.Group
+	}
+	trainGroups := map[string]bool{}
+	for _, p := range train {
+		if p.Dir != cv.Dir {
+			continue
+		}
+		for _, in := range p.Inputs {
+			g := groupOf[in]
+			if folds[g] == f {
+				return fmt.Errorf("fold %d: test group %q would train (input %s)", f, g, in)
+			}
+			trainGroups[g] = true
+		}
+	}
+	for _, p := range val {
+		if p.Dir != cv.Dir {
+			continue
+		}
+		for _, in := range p.Inputs {
+			if g := groupOf[in]; folds[g] == f || trainGroups[g] {
+				return fmt.Errorf("fold %d: validation group %q is also in training or test", f, g)
+			}
+		}
+	}
+	return nil
 }

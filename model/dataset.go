@@ -187,6 +187,9 @@ type PreparedSpec struct {
 type PrepareResult struct {
 	Images, Inputs, Fallbacks int
 	Failed                    []string // one line per image that could not be used
+	// SkippedCells: cells found in a field that could not be prepared
+	// (fields mode); the field's other cells are kept.
+	SkippedCells []string
 }
 
 // IndexHeader is the header of a prepared folder's index.csv.
@@ -205,7 +208,7 @@ func PrepareSet(items []Labelled, outDir string, opt PrepareOptions, progress fu
 	}
 	rows := [][]string{IndexHeader}
 	for i, it := range items {
-		n, fb, err := prepareOne(it, outDir, opt, &rows)
+		n, fb, err := prepareOne(it, outDir, opt, &rows, &res.SkippedCells)
 		if err != nil {
 			res.Failed = append(res.Failed, err.Error())
 		} else {
@@ -231,7 +234,7 @@ func PrepareSet(items []Labelled, outDir string, opt PrepareOptions, progress fu
 	return res, writeFileAtomic(filepath.Join(outDir, "index.csv"), []byte(b.String()))
 }
 
-func prepareOne(it Labelled, outDir string, opt PrepareOptions, rows *[][]string) (inputs, fallbacks int, err error) {
+func prepareOne(it Labelled, outDir string, opt PrepareOptions, rows *[][]string, skipped *[]string) (inputs, fallbacks int, err error) {
 	img, err := vision.LoadImage(it.Path)
 	if err != nil {
 		return 0, 0, err
@@ -266,7 +269,10 @@ func prepareOne(it Labelled, outDir string, opt PrepareOptions, rows *[][]string
 		in, err := PrepareInput(crop, opt.Spec)
 		crop.Close()
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s cell %d: %w", it.Path, ci+1, err)
+			// Not a usable white cell (no nucleus, too small): the device
+			// would mark it uncertain; it is no training example.
+			*skipped = append(*skipped, fmt.Sprintf("%s cell %d: %v", it.Path, ci+1, err))
+			continue
 		}
 		name := fmt.Sprintf("inputs/%s_c%02d.png", stem, ci+1)
 		err = writeInputPNG(filepath.Join(outDir, name), in)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -225,7 +226,7 @@ func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepa
 		if err != nil {
 			return nil, err
 		}
-		r.logf("prepared %s: %d inputs from %d images, %d without a cell outline, %d failed", name, res.Inputs, res.Images, res.Fallbacks, len(res.Failed))
+		r.logf("prepared %s: %d inputs from %d images, %d without a cell outline, %d failed, %d cells skipped", name, res.Inputs, res.Images, res.Fallbacks, len(res.Failed), len(res.SkippedCells))
 		for _, f := range res.Failed {
 			r.logf("  %s", f)
 		}
@@ -417,13 +418,15 @@ type trainConfig struct {
 }
 
 type trainPart struct {
-	Dir           string            `json:"dir"`
-	Name          string            `json:"name"`
-	Map           map[string]string `json:"map"`
-	Groups        []string          `json:"groups,omitempty"`
-	ExcludeGroups []string          `json:"exclude_groups,omitempty"`
-	PerEpoch      int               `json:"per_epoch,omitempty"`
-	Weight        float64           `json:"weight,omitempty"`
+	Dir  string            `json:"dir"`
+	Name string            `json:"name"`
+	Map  map[string]string `json:"map"`
+	// Inputs lists the prepared inputs (index.csv's input column) this part
+	// uses. Go decides every split, by its own groups: the trainer never
+	// sees a group name.
+	Inputs   []string `json:"inputs"`
+	PerEpoch int      `json:"per_epoch,omitempty"`
+	Weight   float64  `json:"weight,omitempty"`
 }
 
 type parityConfig struct {
@@ -431,18 +434,55 @@ type parityConfig struct {
 	Out string `json:"out"` // fixture folder: parity JSON and the input PNGs
 }
 
-func (r *Runner) part(p *Prepared, labels []string) trainPart {
+// part is the trainer's view of the rows of p that keep says to use.
+func (r *Runner) part(p *Prepared, labels []string, keep func(IndexRow) bool) trainPart {
 	m := map[string]string{}
+	tp := trainPart{Dir: p.Dir, Name: p.Source.Name, Map: m, PerEpoch: p.Source.PerEpoch, Weight: p.Source.Weight, Inputs: []string{}}
 	for _, row := range p.Rows {
-		if row.Class >= 0 {
+		if row.Class >= 0 && (keep == nil || keep(row)) {
 			m[row.Label] = labels[row.Class]
+			tp.Inputs = append(tp.Inputs, row.Input)
 		}
 	}
-	tp := trainPart{Dir: p.Dir, Name: p.Source.Name, Map: m, PerEpoch: p.Source.PerEpoch, Weight: p.Source.Weight}
 	if tp.Weight == 0 {
 		tp.Weight = 1
 	}
 	return tp
+}
+
+// splitTraining makes the training and validation parts of the prepared
+// sets: rows that usable says may train are split by group, per label, a
+// fraction frac of each label's groups (seeded) going to validation.
+func (r *Runner) splitTraining(sets []*Prepared, labels []string, usable func(*Prepared, IndexRow) bool, frac float64, seed int) (train, val []trainPart) {
+	for _, p := range sets {
+		byLabel := map[int][]string{}
+		seen := map[string]bool{}
+		for _, row := range p.Rows {
+			if row.Class < 0 || !usable(p, row) || seen[row.Group] {
+				continue
+			}
+			seen[row.Group] = true
+			byLabel[row.Class] = append(byLabel[row.Class], row.Group)
+		}
+		held := map[string]bool{}
+		rng := rand.New(rand.NewPCG(uint64(seed), 0xa1))
+		for c := 0; c < len(labels); c++ {
+			gs := byLabel[c]
+			slices.Sort(gs)
+			rng.Shuffle(len(gs), func(i, j int) { gs[i], gs[j] = gs[j], gs[i] })
+			for _, g := range gs[:int(math.Round(frac*float64(len(gs))))] {
+				held[g] = true
+			}
+		}
+		train = append(train, r.part(p, labels, func(row IndexRow) bool { return usable(p, row) && !held[row.Group] }))
+		v := r.part(p, labels, func(row IndexRow) bool { return usable(p, row) && held[row.Group] })
+		v.Name += "-val"
+		v.PerEpoch = 0
+		if len(v.Inputs) > 0 {
+			val = append(val, v)
+		}
+	}
+	return train, val
 }
 
 // train runs the Python trainer on a config unless the same config already

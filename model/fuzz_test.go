@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -139,5 +140,46 @@ func TestAssignFolds(t *testing.T) {
 		if c[0] < 4 || c[1] < 4 {
 			t.Fatalf("fold %d unbalanced: %v", i, c)
 		}
+	}
+}
+
+func TestSplitTrainingKeepsGroups(t *testing.T) {
+	var rows []IndexRow
+	for g := 0; g < 60; g++ {
+		for c := 0; c < 1+g%4; c++ {
+			rows = append(rows, IndexRow{Input: fmt.Sprintf("g%d-c%d.png", g, c), Group: fmt.Sprintf("field%d", g), Class: g % 2, Label: []string{"normal", "blast"}[g%2]})
+		}
+	}
+	cv := &Prepared{Dir: "cv", Rows: rows, Source: DataSource{Name: "cv"}}
+	extra := &Prepared{Dir: "x", Rows: rows[:20], Source: DataSource{Name: "x"}}
+	labels := []string{"normal", "blast"}
+	folds := AssignFolds(rows, 5, 3)
+	r := &Runner{}
+	for f := 0; f < 5; f++ {
+		usable := func(p *Prepared, row IndexRow) bool { return p != cv || folds[row.Group] != f }
+		train, val := r.splitTraining([]*Prepared{cv, extra}, labels, usable, 0.2, 7)
+		if err := checkDisjoint(cv, train, val, folds, f); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range append(train, val...) {
+			if p.Dir == "cv" {
+				n += len(p.Inputs)
+			}
+		}
+		test := 0
+		for _, row := range rows {
+			if folds[row.Group] == f {
+				test++
+			}
+		}
+		if n+test != len(rows) || len(val) != 2 {
+			t.Fatalf("fold %d: %d training+validation and %d test inputs of %d; %d validation parts", f, n, test, len(rows), len(val))
+		}
+	}
+	// The guard itself must catch a leak.
+	train := []trainPart{{Dir: "cv", Inputs: []string{rows[0].Input}}}
+	if err := checkDisjoint(cv, train, nil, map[string]int{rows[0].Group: 0}, 0); err == nil {
+		t.Fatal("a test input in training was not caught")
 	}
 }

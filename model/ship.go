@@ -29,19 +29,20 @@ func (r *Runner) Ship(e *Experiment, opt ShipOptions) (string, error) {
 	}
 	cfg := trainConfig{Arch: e.Arch, Seed: opt.Seed, Epochs: e.Epochs, Patience: e.Patience, Batch: e.Batch, LR: e.LR,
 		WeightDecay: e.WeightDecay, Threads: e.Threads, Classes: e.Labels, Positive: e.Positive, Task: e.Task,
-		Augment: e.Augment, Protocol: SplitThenAugment, Name: opt.Name, RelativeTo: r.RepoDir, ValFraction: e.ValFraction,
+		Augment: e.Augment, Protocol: SplitThenAugment, Name: opt.Name, RelativeTo: r.RepoDir,
 		Provisional: opt.Provisional, Description: e.Description,
 		Title: fmt.Sprintf("%s (shipped %s model), seed %d", e.Name, opt.Name, opt.Seed)}
-	cfg.Train = []trainPart{r.part(cv, e.Labels)}
+	sets := []*Prepared{cv}
 	names := []string{e.CV.Name}
 	for _, ds := range e.ExtraTrain {
 		p, err := r.Prepare(ds, e.Input, e.Labels)
 		if err != nil {
 			return "", err
 		}
-		cfg.Train = append(cfg.Train, r.part(p, e.Labels))
+		sets = append(sets, p)
 		names = append(names, ds.Name)
 	}
+	cfg.Train, cfg.Val = r.splitTraining(sets, e.Labels, func(_ *Prepared, row IndexRow) bool { return !row.Fallback }, e.ValFraction, opt.Seed)
 	cfg.Split = fmt.Sprintf("trained on %s; %.0f%% of each set's groups (%s) held out for validation (epoch choice, operating point, OOD threshold)",
 		strings.Join(names, " + "), 100*e.ValFraction, groupingWords(e.CV, SplitThenAugment))
 	if opt.Samples != "" {

@@ -47,9 +47,16 @@ func TestTrainingSmoke(t *testing.T) {
 			if err != nil || res.Inputs != len(items) {
 				t.Fatalf("prepare: %v (%d of %d)", err, res.Inputs, len(items))
 			}
+			rows, err := readIndex(prep)
+			if err != nil {
+				t.Fatal(err)
+			}
 			all := trainPart{Dir: prep, Name: "samples", Map: map[string]string{"blast": "blast", "normal": "normal"}}
+			for _, r := range rows {
+				all.Inputs = append(all.Inputs, r.Input)
+			}
 			val := all
-			val.Groups = []string{items[0].Group, items[len(items)-1].Group}
+			val.Inputs = []string{rows[0].Input, rows[len(rows)-1].Input}
 			cfg := trainConfig{Arch: arch.name, Seed: 1, Epochs: 1, Threads: 2, Classes: []string{"normal", "blast"},
 				Positive: "blast", Task: TaskDetection, Train: []trainPart{all}, Val: []trainPart{val}, Test: []trainPart{all},
 				Augment: "full", Protocol: SplitThenAugment, Out: filepath.Join(dir, "out"), Name: "smoke", Provisional: true,

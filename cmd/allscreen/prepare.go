@@ -52,8 +52,8 @@ func runPrepare(argv []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("prepared %d model inputs from %d images into %s (%d without a trusted cell outline, %d images failed)\n",
-		res.Inputs, res.Images, *out, res.Fallbacks, len(res.Failed))
+	fmt.Printf("prepared %d model inputs from %d images into %s (%d without a trusted cell outline, %d images failed, %d cells skipped)\n",
+		res.Inputs, res.Images, *out, res.Fallbacks, len(res.Failed), len(res.SkippedCells))
 	for _, f := range res.Failed {
 		fmt.Fprintf(os.Stderr, "allscreen prepare: %s\n", f)
 	}

@@ -140,6 +140,7 @@ def augment(x, a, bg, g, mode):
     paper: a random quarter turn (0/90/180/270) and a random crop (zoom 1.0-1.15), as the paper.
     full:  paper's, plus flips, a small free rotation, scale 0.85-1.2, shifts, stain jitter in optical
            density (per-channel gain and offset, channel mixing), brightness, blur and noise.
+    light: the same kinds, milder (scale 0.9-1.1, gain +-10%, less mixing, blur on fewer images).
     The background stays neutral: colours are jittered on the cell only."""
     if mode == "none":
         return x
@@ -147,9 +148,10 @@ def augment(x, a, bg, g, mode):
     u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
     k = torch.randint(0, 4, (B,), generator=g).float()
     ang = k * (math.pi / 2)
-    if mode == "full":
+    strong = mode == "full"
+    if mode in ("full", "light"):
         ang = ang + (u(B) - 0.5) * (math.pi / 6)
-        scale = 0.85 + u(B) * 0.35
+        scale = (0.85 + u(B) * 0.35) if strong else (0.9 + u(B) * 0.2)
         flip = torch.where(u(B) < 0.5, -1.0, 1.0)
         shift = (u(B, 2) - 0.5) * 0.12
     else:
@@ -164,18 +166,18 @@ def augment(x, a, bg, g, mode):
     bgv = bg.view(1, 3, 1, 1)
     x = F.grid_sample(x - bgv, grid, align_corners=False, padding_mode="zeros") + bgv
     a = F.grid_sample(a, grid, align_corners=False, padding_mode="zeros")
-    if mode != "full":
+    if mode not in ("full", "light"):
         return x.clamp(0, 1)
     # stain jitter in optical density: Beer-Lambert makes stain amount multiplicative there
     od = -torch.log(x.clamp(min=1.0 / 255))
-    mix = torch.eye(3).unsqueeze(0) + (torch.randn(B, 3, 3, generator=g) * 0.05)
+    mix = torch.eye(3).unsqueeze(0) + (torch.randn(B, 3, 3, generator=g) * (0.05 if strong else 0.02))
     od = torch.einsum("bij,bjhw->bihw", mix, od)
-    gain = 1.0 + (u(B, 3, 1, 1) - 0.5) * 0.5
-    off = (u(B, 3, 1, 1) - 0.5) * 0.1
+    gain = 1.0 + (u(B, 3, 1, 1) - 0.5) * (0.5 if strong else 0.2)
+    off = (u(B, 3, 1, 1) - 0.5) * (0.1 if strong else 0.04)
     xc = torch.exp(-(od * gain + off))
     xc = xc * (0.9 + u(B, 1, 1, 1) * 0.2)
     # blur about a third of the images (focus differs between microscopes); one sigma per batch keeps it cheap
-    sel = torch.nonzero(u(B) < 0.33).flatten()
+    sel = torch.nonzero(u(B) < (0.33 if strong else 0.15)).flatten()
     if len(sel):
         s = 0.4 + float(u(1)) * 0.8
         r = torch.arange(-2, 3).float()
