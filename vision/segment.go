@@ -43,15 +43,17 @@ type SegmentOptions struct {
 	Seed        uint64
 	Attempts    int // k-means starts (see KMeansOptions)
 	// WorkPixels bounds the pixels segmented: a larger crop is segmented on
-	// an area-downscaled copy and the masks scaled back up (smoothly). 0
-	// segments at full size.
+	// an area-downscaled copy and the masks scaled back up (smoothly), which
+	// bounds the time a large crop takes (GrabCut grows with the pixels). 0
+	// segments at full size. The default, 257x257, is the size of ALL-IDB2's
+	// crops, on which the method was measured.
 	WorkPixels int
 }
 
 // DefaultSegmentOptions is what SegmentCell uses.
 var DefaultSegmentOptions = SegmentOptions{
 	Space: SpaceLab, K: 3, OpenFrac: 0.05, Central: true, LinkFrac: 0.15, LocalFrac: 0.2,
-	CellGrabCut: true, Seed: 1, Attempts: 4,
+	CellGrabCut: true, Seed: 1, Attempts: 4, WorkPixels: 257 * 257,
 }
 
 // AblationStep is one row of the ablation: the method up to that step.
@@ -64,7 +66,7 @@ type AblationStep struct {
 // to the one before; the first is the plain rule the issue starts from and
 // the last is DefaultSegmentOptions.
 func SegmentAblation() []AblationStep {
-	o := SegmentOptions{Space: SpaceBGR, K: 3, Seed: 1, Attempts: 4}
+	o := SegmentOptions{Space: SpaceBGR, K: 3, Seed: 1, Attempts: 4, WorkPixels: DefaultSegmentOptions.WorkPixels}
 	var steps []AblationStep
 	add := func(name string) { steps = append(steps, AblationStep{name, o}) }
 	add("k=3 in RGB, lowest-green cluster (the plain rule)")
@@ -87,6 +89,9 @@ var ErrNoNucleus = errors.New("no stained nucleus found")
 // MinCellCropSide is the smallest crop SegmentCell accepts.
 const MinCellCropSide = 8
 
+// minWorkPixels: smaller crops are enlarged to this many pixels first.
+const minWorkPixels = 96 * 96
+
 // blackLevel: pixels with every channel at or below it are the black
 // surround of a cell already segmented onto black (C-NMC style), not stain.
 const blackLevel = 10
@@ -94,6 +99,10 @@ const blackLevel = 10
 // SegmentCellWith segments the cell at the centre of a crop with the given
 // steps; SegmentCell is SegmentCellWith(crop, DefaultSegmentOptions).
 func SegmentCellWith(crop gocv.Mat, opt SegmentOptions) (*CellMasks, error) {
+	return segmentCell(crop, opt, true)
+}
+
+func segmentCell(crop gocv.Mat, opt SegmentOptions, rescale bool) (*CellMasks, error) {
 	if err := checkBGR(crop); err != nil {
 		return nil, fmt.Errorf("segment cell: %w", err)
 	}
@@ -101,15 +110,27 @@ func SegmentCellWith(crop gocv.Mat, opt SegmentOptions) (*CellMasks, error) {
 	if w < MinCellCropSide || h < MinCellCropSide {
 		return nil, fmt.Errorf("segment cell: crop is %dx%d, want at least %dx%d", w, h, MinCellCropSide, MinCellCropSide)
 	}
-	if opt.WorkPixels > 0 && w*h > opt.WorkPixels {
-		f := math.Sqrt(float64(opt.WorkPixels) / float64(w*h))
+	// Below about 96x96 pixels the blur and GrabCut's smoothness swallow
+	// a thin cytoplasm: small crops are segmented on an enlarged copy.
+	work := 0
+	switch {
+	case !rescale:
+	case opt.WorkPixels > 0 && w*h > opt.WorkPixels:
+		work = opt.WorkPixels
+	case w*h < minWorkPixels:
+		work = minWorkPixels
+	}
+	if work > 0 {
+		f := math.Sqrt(float64(work) / float64(w*h))
 		sw, sh := max(MinCellCropSide, int(math.Round(float64(w)*f))), max(MinCellCropSide, int(math.Round(float64(h)*f)))
-		small := gocv.NewMat()
-		defer small.Close()
-		gocv.Resize(crop, &small, image.Pt(sw, sh), 0, 0, gocv.InterpolationArea)
-		o := opt
-		o.WorkPixels = 0
-		m, err := SegmentCellWith(small, o)
+		interp := gocv.InterpolationArea
+		if f > 1 {
+			interp = gocv.InterpolationCubic
+		}
+		scaled := gocv.NewMat()
+		defer scaled.Close()
+		gocv.Resize(crop, &scaled, image.Pt(sw, sh), 0, 0, interp)
+		m, err := segmentCell(scaled, opt, false)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +157,12 @@ func SegmentCellWith(crop gocv.Mat, opt SegmentOptions) (*CellMasks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment cell: %w", err)
 	}
-	cl, err := ps.cluster(opt.K, opt.Seed, opt.Attempts, false)
+	k := opt.K
+	if valid != nil {
+		// Cut out onto black: the background is gone, so one cluster fewer.
+		k = max(2, k-1)
+	}
+	cl, err := ps.cluster(k, opt.Seed, opt.Attempts, false)
 	if err != nil {
 		return nil, fmt.Errorf("segment cell: %w", err)
 	}
@@ -169,8 +195,14 @@ func SegmentCellWith(crop gocv.Mat, opt SegmentOptions) (*CellMasks, error) {
 	var cell *Mask
 	switch {
 	case valid != nil:
-		// Already segmented: the cell is the stained region the nucleus is in.
-		cell, err = keepTouching(fillHoles(maskOf(valid, w, h)), nuc)
+		// Already segmented: the cell is the stained region the nucleus is
+		// in. Such cut-outs (C-NMC) are mostly nucleus with faint
+		// chromatin contrast, which k-means splits into patches: close the
+		// patches into one nucleus, relative to the cell's size.
+		if cell, err = keepTouching(fillHoles(maskOf(valid, w, h)), nuc); err == nil {
+			r := relRadius(0.1, cell.Area())
+			nuc = intersect(fillHoles(nuc.dilateDisc(r).erodeDisc(r)), cell)
+		}
 	case opt.CellGrabCut:
 		cell, err = grabCutCell(blurred, nuc, stained, opt.Seed)
 	default:
@@ -363,6 +395,16 @@ func union(a, b *Mask) *Mask {
 	out := NewMask(a.W, a.H)
 	for p := range out.Pix {
 		if a.Pix[p] != 0 || b.Pix[p] != 0 {
+			out.Pix[p] = 255
+		}
+	}
+	return out
+}
+
+func intersect(a, b *Mask) *Mask {
+	out := NewMask(a.W, a.H)
+	for p := range out.Pix {
+		if a.Pix[p] != 0 && b.Pix[p] != 0 {
 			out.Pix[p] = 255
 		}
 	}
