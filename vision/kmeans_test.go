@@ -192,15 +192,3 @@ func TestParseSpace(t *testing.T) {
 		t.Error("cmyk: no error")
 	}
 }
-
-func BenchmarkCluster257(b *testing.B) {
-	img, _ := synthCell(b, 257, 257, 128, 128, 1)
-	defer img.Close()
-	blurred := Blur(img)
-	defer blurred.Close()
-	for b.Loop() {
-		if _, err := Cluster(blurred, KMeansOptions{K: 3, Seed: 1}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -162,22 +162,6 @@ func TestScoresAgainstSkimage(t *testing.T) {
 	}
 }
 
-func BenchmarkScore257(b *testing.B) {
-	w, h := 257, 257
-	truth := rectMask(w, h, image.Rect(60, 70, 190, 200))
-	pred := rectMask(w, h, image.Rect(64, 66, 196, 190))
-	tr, err := NewTruth(truth)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.Score(pred); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // The binary fast path skips the windows whose variances vanish; it must
 // give the general formula's value on masks with blobs, edges at the
 // border, thin lines and noise.

@@ -256,17 +256,3 @@ func TestSegmentCellRealDataFloors(t *testing.T) {
 		}
 	}
 }
-
-func BenchmarkSegmentCell257(b *testing.B) {
-	set := allidb2(b)
-	img, err := LoadImage(set[0].Image)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer img.Close()
-	for b.Loop() {
-		if _, err := SegmentCell(img); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
