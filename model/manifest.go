@@ -75,7 +75,12 @@ type OperatingPoint struct {
 	// share of validation blasts called blast. The verdict rule reads the
 	// first to know how many blast calls a normal sample would produce.
 	CellFalsePositiveRate *float64 `json:"cell_false_positive_rate,omitempty"`
-	CellSensitivity       *float64 `json:"cell_sensitivity,omitempty"`
+	// CellFalsePositiveRateCI is its Wilson 95% interval over
+	// ValidationNormalCells cells: with few cells a measured 0 is not 0,
+	// so a cautious rule reads the upper end.
+	CellFalsePositiveRateCI *[2]float64 `json:"cell_false_positive_rate_ci95,omitempty"`
+	ValidationNormalCells   *int        `json:"validation_normal_cells,omitempty"`
+	CellSensitivity         *float64    `json:"cell_sensitivity,omitempty"`
 	// Notes the training code adds (validation shares and errors).
 	UncertainTargetError     *float64 `json:"uncertain_target_error,omitempty"`
 	ValidationUncertainShare *float64 `json:"validation_uncertain_share,omitempty"`

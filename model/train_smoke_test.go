@@ -84,6 +84,26 @@ func TestTrainingSmoke(t *testing.T) {
 				t.Fatalf("manifest: %+v", m)
 			}
 			checkParity(t, filepath.Join(dir, "out", "parity", "smoke.json"))
+			if arch.name != "compact" {
+				return
+			}
+			// Deterministic for a seed: a second run gives the same bytes.
+			cfg.Out = filepath.Join(dir, "again")
+			cfg.Parity = nil
+			raw, _ = json.Marshal(cfg)
+			if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(python, "train/train.py", cfgPath).CombinedOutput(); err != nil {
+				t.Fatalf("train.py again: %v\n%s", err, out)
+			}
+			m2, err := readManifestFile(filepath.Join(dir, "again", "smoke.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m2.ONNXSHA256 != m.ONNXSHA256 {
+				t.Fatalf("two runs with seed 1 gave different models (%s, %s)", m.ONNXSHA256[:12], m2.ONNXSHA256[:12])
+			}
 		})
 	}
 }

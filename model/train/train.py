@@ -236,6 +236,17 @@ def balanced_val(probs, y, part_ids, n_classes):
     return float(np.mean(losses)), float(np.mean(accs))
 
 
+def wilson(k, n, z=1.959963984540054):
+    """Wilson score 95% interval; a rate measured as 0 on few cells is not 0."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    den = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / den
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return [round(max(0.0, c - h), 5), round(min(1.0, c + h), 5)]
+
+
 def choose_operating_point(p_pos, y, positive, target_error=0.02):
     """On validation data: the threshold at which a cell counts as positive (0.5: the classes are balanced
     in training), and the narrowest band around it outside which the validation error is at most
@@ -256,7 +267,9 @@ def choose_operating_point(p_pos, y, positive, target_error=0.02):
     pos_all = yb
     fpr = float((p_pos[neg_conf] >= t).mean()) if neg_conf.any() else None
     sens = float((p_pos[pos_all] >= t).mean()) if pos_all.any() else None
-    return {"cell_false_positive_rate": fpr, "cell_sensitivity": sens,"blast_threshold": t, "uncertain_low": round(max(0.0, t - band), 4), "uncertain_high": round(min(1.0, t + band), 4),
+    k, n = int((p_pos[neg_conf] >= t).sum()), int(neg_conf.sum())
+    return {"cell_false_positive_rate": fpr, "cell_false_positive_rate_ci95": wilson(k, n), "validation_normal_cells": n,
+            "cell_sensitivity": sens,"blast_threshold": t, "uncertain_low": round(max(0.0, t - band), 4), "uncertain_high": round(min(1.0, t + band), 4),
             "uncertain_target_error": target_error, "validation_uncertain_share": float(inside.mean()) if len(y) else None,
             "validation_error_outside_band": float(((p_pos[~inside] >= t) != yb[~inside]).mean()) if (~inside).any() else None}
 
