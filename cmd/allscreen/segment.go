@@ -80,8 +80,16 @@ func runSegment(argv []string) error {
 	tuneHalf := fs.Bool("tune-half", false, "choose the step sizes on half a by grid search and report them on half b (needs --masks)")
 	workers := fs.Int("workers", 0, "images processed at once (default: one per CPU)")
 	workPixels := fs.Int("work-pixels", -1, "segment crops larger than this many pixels on a downscaled copy (default: SegmentCell's own)")
+	spaceName := fs.String("space", "", "colour space of the k-means steps (default: SegmentCell's own, lab); for the colour-space study")
 	if _, err := parseFlags(fs, argv); err != nil {
 		return err
+	}
+	if *spaceName != "" {
+		sp, err := vision.ParseSpace(*spaceName)
+		if err != nil {
+			return err
+		}
+		vision.DefaultSegmentOptions.Space = sp
 	}
 	if *workPixels >= 0 {
 		vision.DefaultSegmentOptions.WorkPixels = *workPixels
