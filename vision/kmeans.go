@@ -5,6 +5,8 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 
 	"gocv.io/x/gocv"
 )
@@ -164,7 +166,11 @@ func newPixelSet(img gocv.Mat, space Space, samplePixels int, valid []bool) (*pi
 		return nil, err
 	}
 	defer full.Close()
-	ps := &pixelSet{w: w, h: h, space: space, bgr: img.ToBytes(), full: full.ToBytes(), valid: valid}
+	ps := &pixelSet{w: w, h: h, space: space, full: full.ToBytes(), valid: valid}
+	ps.bgr = ps.full
+	if space != SpaceBGR {
+		ps.bgr = img.ToBytes()
+	}
 
 	// The copy k-means sees.
 	pix := ps.full
@@ -241,8 +247,7 @@ func (ps *pixelSet) cluster(k int, seed uint64, attempts int, converge bool) (*C
 		c.Centers[i] = [3]float32{float32(ctr[0]), float32(ctr[1]), float32(ctr[2])}
 	}
 	sortCenters(c.Centers)
-	c.Labels = assignNearest(ps.full, c.Centers, c.Counts, ps.valid)
-	c.BGR = meanBGR(ps.bgr, c)
+	c.Labels, c.BGR = assignNearest(ps.full, ps.bgr, c.Centers, c.Counts, ps.valid)
 	return c, nil
 }
 
@@ -457,53 +462,69 @@ func less3(a, b [3]float32) bool {
 	return false
 }
 
-// assignNearest gives every pixel (3 bytes) the index of its nearest centre.
-// Pixels not valid (when valid is set) get Excluded.
-func assignNearest(pix []byte, centers [][3]float32, counts []int, valid []bool) []uint8 {
+// assignNearest gives every pixel (3 bytes in pix) the index of its nearest
+// centre, counts the pixels of each cluster and returns each cluster's mean
+// colour in BGR (from bgr, the same pixels in the image's own colours).
+// Pixels not valid (when valid is set) get Excluded. A large image is split
+// between goroutines.
+func assignNearest(pix, bgr []byte, centers [][3]float32, counts []int, valid []bool) ([]uint8, [][3]float32) {
 	n := len(pix) / 3
 	labels := make([]uint8, n)
 	k := len(centers)
-	for p := range n {
-		if valid != nil && !valid[p] {
-			labels[p] = Excluded
-			continue
-		}
-		b, g, r := float32(pix[3*p]), float32(pix[3*p+1]), float32(pix[3*p+2])
-		best, bestD := 0, float32(math.MaxFloat32)
-		for i := range k {
-			c := &centers[i]
-			d0, d1, d2 := b-c[0], g-c[1], r-c[2]
-			d := d0*d0 + d1*d1 + d2*d2
-			if d < bestD {
-				best, bestD = i, d
+	parts := 1
+	if n >= 1<<20 {
+		parts = min(runtime.GOMAXPROCS(0), 8)
+	}
+	type tally struct {
+		counts [16]int
+		sums   [16][3]int64
+	}
+	tallies := make([]tally, parts)
+	var wg sync.WaitGroup
+	for part := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := &tallies[part]
+			for p := part * n / parts; p < (part+1)*n/parts; p++ {
+				if valid != nil && !valid[p] {
+					labels[p] = Excluded
+					continue
+				}
+				b, g, r := float32(pix[3*p]), float32(pix[3*p+1]), float32(pix[3*p+2])
+				best, bestD := 0, float32(math.MaxFloat32)
+				for i := range k {
+					c := &centers[i]
+					d0, d1, d2 := b-c[0], g-c[1], r-c[2]
+					if d := d0*d0 + d1*d1 + d2*d2; d < bestD {
+						best, bestD = i, d
+					}
+				}
+				labels[p] = uint8(best)
+				t.counts[best]++
+				s := &t.sums[best]
+				s[0] += int64(bgr[3*p])
+				s[1] += int64(bgr[3*p+1])
+				s[2] += int64(bgr[3*p+2])
+			}
+		}()
+	}
+	wg.Wait()
+	means := make([][3]float32, k)
+	for i := range k {
+		var sum [3]int64
+		for _, t := range tallies {
+			counts[i] += t.counts[i]
+			for ch := range 3 {
+				sum[ch] += t.sums[i][ch]
 			}
 		}
-		labels[p] = uint8(best)
-		counts[best]++
-	}
-	return labels
-}
-
-// meanBGR computes each cluster's mean colour in BGR, whatever Space was.
-func meanBGR(pix []byte, c *Clusters) [][3]float32 {
-	sums := make([][3]float64, c.K)
-	for p, l := range c.Labels {
-		if l == Excluded {
-			continue
+		if counts[i] > 0 {
+			c := float64(counts[i])
+			means[i] = [3]float32{float32(float64(sum[0]) / c), float32(float64(sum[1]) / c), float32(float64(sum[2]) / c)}
 		}
-		sums[l][0] += float64(pix[3*p])
-		sums[l][1] += float64(pix[3*p+1])
-		sums[l][2] += float64(pix[3*p+2])
 	}
-	out := make([][3]float32, c.K)
-	for i := range out {
-		if c.Counts[i] == 0 {
-			continue
-		}
-		n := float64(c.Counts[i])
-		out[i] = [3]float32{float32(sums[i][0] / n), float32(sums[i][1] / n), float32(sums[i][2] / n)}
-	}
-	return out
+	return labels, means
 }
 
 // kmeansPP picks k initial centres among weighted 3-byte colours by
