@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"image/color"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -28,7 +27,7 @@ type segClassJSON struct {
 	Dice       float64    `json:"dice"`
 	IoU        float64    `json:"iou"`
 	SSIM       float64    `json:"ssim"`
-	DiceCI95   [2]float64 `json:"dice_ci95"`
+	DiceCI95   *[2]float64 `json:"dice_ci95"` // null below 2 images
 	OracleDice float64    `json:"oracle_dice"`
 	OracleIoU  float64    `json:"oracle_iou"`
 	CellDice   float64    `json:"cell_dice"`
@@ -276,10 +275,10 @@ func summarise(rs []vision.SegmentResult) segClassJSON {
 }
 
 // bootstrapCI is the 95% percentile bootstrap interval of the mean (2000
-// resamples, fixed seed so reports are reproducible).
-func bootstrapCI(v []float64) [2]float64 {
+// resamples, fixed seed so reports are reproducible); nil below 2 values.
+func bootstrapCI(v []float64) *[2]float64 {
 	if len(v) < 2 {
-		return [2]float64{math.NaN(), math.NaN()}
+		return nil
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	means := make([]float64, 2000)
@@ -291,7 +290,7 @@ func bootstrapCI(v []float64) [2]float64 {
 		means[i] = s / float64(len(v))
 	}
 	sort.Float64s(means)
-	return [2]float64{means[int(0.025*float64(len(means)))], means[int(0.975*float64(len(means)))-1]}
+	return &[2]float64{means[int(0.025*float64(len(means)))], means[int(0.975*float64(len(means)))-1]}
 }
 
 // tuneOnHalf picks OpenFrac, LinkFrac and LocalFrac on half a (the mean
@@ -357,7 +356,11 @@ func printSegment(w io.Writer, out segmentJSON, hasTruth bool) {
 	fmt.Fprintf(w, "oracle: %s\n\n", out.Oracle)
 	fmt.Fprintf(w, "  %-14s %4s  %-22s %6s %6s  %11s  %9s %8s\n", "class", "n", "nucleus Dice (95% CI)", "IoU", "SSIM", "oracle Dice", "cell Dice", "cell IoU")
 	row := func(name string, c segClassJSON) {
-		fmt.Fprintf(w, "  %-14s %4d  %.4f (%.3f-%.3f)   %.4f %.4f  %11.4f  %9.4f %8.4f\n", name, c.N, c.Dice, c.DiceCI95[0], c.DiceCI95[1], c.IoU, c.SSIM, c.OracleDice, c.CellDice, c.CellIoU)
+		ci := "             "
+		if c.DiceCI95 != nil {
+			ci = fmt.Sprintf("(%.3f-%.3f)", c.DiceCI95[0], c.DiceCI95[1])
+		}
+		fmt.Fprintf(w, "  %-14s %4d  %.4f %s   %.4f %.4f  %11.4f  %9.4f %8.4f\n", name, c.N, c.Dice, ci, c.IoU, c.SSIM, c.OracleDice, c.CellDice, c.CellIoU)
 	}
 	for _, c := range sortedKeys(out.Classes) {
 		row(c, out.Classes[c])

@@ -80,7 +80,7 @@ def seg_table(seg, with_cell=True):
              "|---|---|---|---|---|---|---|---|"]
     rows = [(c, seg["classes"][c]) for c in sorted(seg["classes"])] + [("**all**", seg["all"])]
     for name, c in rows:
-        ci = "" if c["n"] < 2 else f" ({c['dice_ci95'][0]:.3f}-{c['dice_ci95'][1]:.3f})"
+        ci = "" if not c.get("dice_ci95") else f" ({c['dice_ci95'][0]:.3f}-{c['dice_ci95'][1]:.3f})"
         lines.append(f"| {name} | {c['n']} | {c['dice']:.4f}{ci} | {f4(c['iou'])} | {f4(c['ssim'])} | "
                      f"{f4(c['oracle_dice'])} | {f4(c['cell_dice'])} | {f4(c['cell_iou'])} |")
     return "\n".join(lines)
