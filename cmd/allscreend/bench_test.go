@@ -1,7 +1,11 @@
 package main
 
 import (
+	"allscreen/internal/realdata"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +18,7 @@ import (
 // folder camera in --sim mode. Target < 3 s.
 func BenchmarkStartToReady(b *testing.B) {
 	daemonBinary(b)
+	var ms []float64
 	for i := 0; i < b.N; i++ {
 		state := b.TempDir()
 		start := time.Now()
@@ -21,19 +26,36 @@ func BenchmarkStartToReady(b *testing.B) {
 		if !d.wait(b, "lights: ready") {
 			b.Fatalf("daemon ended: %s", d.err.String())
 		}
-		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-to-ready")
+		ms = append(ms, float64(time.Since(start).Milliseconds()))
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		<-d.done
 	}
+	// The median and the worst of the runs: one metric per run would keep
+	// only the last.
+	slices.Sort(ms)
+	b.ReportMetric(ms[len(ms)/2], "ms-to-ready-median")
+	b.ReportMetric(ms[len(ms)-1], "ms-to-ready-max")
 	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkSessionRSS: the daemon's peak resident memory (VmHWM) over a
-// sample of 10 fields. Target < 200 MB.
+// sample of 10 full-size fields (ALL-IDB1 normal fields, 2592x1944, the
+// camera's 5 MP; the bundled samples are single cells and would flatter
+// it). Target < 200 MB.
 func BenchmarkSessionRSS(b *testing.B) {
 	daemonBinary(b)
+	fields := b.TempDir()
+	src := realdata.Dir(b, "allidb1", "fields")
+	for n := 64; n < 74; n++ {
+		name := fmt.Sprintf("Im%03d_0.jpg", n)
+		if err := os.Symlink(filepath.Join(src, name), filepath.Join(fields, name)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	peak := 0.0
 	for i := 0; i < b.N; i++ {
-		d := startDaemon(b, nil, simArgs(b, b.TempDir())...)
+		args := append(simArgs(b, b.TempDir()), "--camera-folder", fields)
+		d := startDaemon(b, nil, args...)
 		if !d.wait(b, "lights: ready") {
 			b.Fatal("daemon ended")
 		}
@@ -48,11 +70,12 @@ func BenchmarkSessionRSS(b *testing.B) {
 		for _, l := range strings.Split(string(status), "\n") {
 			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
 				kb, _ := strconv.Atoi(f[1])
-				b.ReportMetric(float64(kb)/1024, "MB-peak-RSS")
+				peak = max(peak, float64(kb)/1024)
 			}
 		}
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		<-d.done
 	}
+	b.ReportMetric(peak, "MB-peak-RSS")
 	b.ReportMetric(0, "ns/op")
 }
