@@ -3,7 +3,7 @@
 # go-test` already runs their unit tests, the SSIM test vectors and the
 # real-data floors; these targets add the Mat-leak proof, the benchmarks, the
 # reference comparison and the report.
-.PHONY: vision-leaks vision-bench vision-reference vision-testdata report-vision
+.PHONY: vision-leaks vision-bench vision-reference vision-testdata vision-fuzz report-vision
 TEST_TARGETS += vision-leaks
 REPORT_TARGETS += report-vision
 
@@ -25,3 +25,9 @@ vision-testdata: ## regenerate the SSIM test vectors with scikit-image (they are
 
 report-vision: build vision-bench ## docs/vision.md, docs/figures/vision-*.png and the README segmentation section, from the real data
 	nice -n 10 /usr/bin/python3 vision/reference/vision_report.py --allscreen $(BIN)/allscreen --data $(ALLSCREEN_DATA) --bench $(VISION_BENCH)
+
+VISION_FUZZTIME ?= 1m
+
+vision-fuzz: ## fuzz the labels CSV and ground-truth mask readers for $(VISION_FUZZTIME) each
+	nice -n 10 $(GO) test -run '^$$' -fuzz FuzzReadLabels -fuzztime $(VISION_FUZZTIME) -parallel 1 ./vision/
+	nice -n 10 $(GO) test -run '^$$' -fuzz FuzzLoadTruth -fuzztime $(VISION_FUZZTIME) -parallel 1 ./vision/
