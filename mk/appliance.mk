@@ -33,3 +33,8 @@ config-fuzz: ## fuzz the config TOML parser and the HD44780 emulator briefly
 
 appliance-bench: build ## start to READY, daemon RSS over a session
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./cmd/allscreend/
+
+.PHONY: report-appliance
+REPORT_TARGETS += report-appliance
+report-appliance: build deb-arm64 ## measure start time, memory, field speed, package size, kill test, hardening into README.md
+	build/report-appliance.sh
