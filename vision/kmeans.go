@@ -331,6 +331,24 @@ func distinctColours(pix []byte) ([]byte, []int32) {
 	return colours, weights
 }
 
+// kmeansScratch holds the per-colour buffers of one k-means run; pooled
+// because Algorithm 1 runs thousands of them on images of one size.
+type kmeansScratch struct {
+	labels       []uint8
+	upper, lower []float64
+}
+
+var kmeansScratchPool sync.Pool
+
+func getKMeansScratch(n int) *kmeansScratch {
+	sc, _ := kmeansScratchPool.Get().(*kmeansScratch)
+	if sc == nil {
+		sc = &kmeansScratch{}
+	}
+	sc.labels, sc.upper, sc.lower = grow(sc.labels, n), grow(sc.upper, n), grow(sc.lower, n)
+	return sc
+}
+
 // lloyd runs Lloyd's k-means iterations on weighted 3-byte colours from the
 // given centres until no colour changes cluster or maxIter passes, leaving
 // the centres at the weighted means of their colours. A cluster that loses
@@ -342,9 +360,9 @@ func distinctColours(pix []byte) ([]byte, []int32) {
 // to stay without computing a distance. The assignments are Lloyd's.
 func lloyd(colours []byte, weights []int32, centers [][3]float64, maxIter int) {
 	n, k := len(weights), len(centers)
-	labels := make([]uint8, n)
-	upper := make([]float64, n)
-	lower := make([]float64, n)
+	sc := getKMeansScratch(n)
+	defer kmeansScratchPool.Put(sc)
+	labels, upper, lower := sc.labels, sc.upper, sc.lower
 	sums := make([][3]int64, k)
 	counts := make([]int64, k)
 	moved := make([]float64, k)
@@ -553,7 +571,9 @@ func kmeansPP(colours []byte, weights []int32, k int, seed, attempt uint64) [][3
 	}
 	centers := make([][3]float64, 0, k)
 	centers = append(centers, at(pick(func(i int) float64 { return float64(weights[i]) }, pixels)))
-	d2 := make([]float64, n)
+	sc := getKMeansScratch(n)
+	defer kmeansScratchPool.Put(sc)
+	d2 := sc.upper
 	for i := range d2 {
 		d2[i] = math.Inf(1)
 	}

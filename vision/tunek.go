@@ -1,6 +1,7 @@
 package vision
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
 	"slices"
@@ -206,7 +207,7 @@ func TuneImage(img gocv.Mat, truth *Truth, opt TuneOptions) ([]Scores, []int, er
 	blurred := Blur(img)
 	defer blurred.Close()
 	// The paper clusters every pixel: no downscaled sample.
-	ps, err := newPixelSet(blurred, opt.Space, img.Cols()*img.Rows())
+	ps, err := newPixelSet(blurred, opt.Space, img.Cols()*img.Rows(), nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -218,9 +219,33 @@ func TuneImage(img gocv.Mat, truth *Truth, opt TuneOptions) ([]Scores, []int, er
 		if err != nil {
 			return nil, nil, err
 		}
-		which[j] = -1
+		// Dice and IoU of every cluster from one pass over the labels.
+		inter := make([]int, k)
+		for p, l := range cl.Labels {
+			if truth.mask.Pix[p] != 0 {
+				inter[l]++
+			}
+		}
+		cands := make([]Scores, k)
+		order := make([]int, 0, k)
 		for i := range k {
-			if cl.Counts[i] == 0 {
+			if cl.Counts[i] > 0 {
+				cands[i] = diceIoU(inter[i], cl.Counts[i], truth.area)
+				order = append(order, i)
+			}
+		}
+		// SSIM is at most 1, so a cluster whose (1+Dice+IoU)/3 cannot beat
+		// the best mean so far cannot win: its SSIM is not needed. Taking
+		// the likeliest winners first makes that the common case. The
+		// winner, and its scores, are exactly those of scoring every
+		// cluster fully.
+		slices.SortStableFunc(order, func(a, b int) int {
+			return cmp.Compare(cands[b].Dice+cands[b].IoU, cands[a].Dice+cands[a].IoU)
+		})
+		which[j] = -1
+		for _, i := range order {
+			c := cands[i]
+			if bound := (1 + c.Dice + c.IoU) / 3; which[j] >= 0 && (bound < best[j].Mean() || bound == best[j].Mean() && i > which[j]) {
 				continue
 			}
 			for p, l := range cl.Labels {
@@ -229,12 +254,9 @@ func TuneImage(img gocv.Mat, truth *Truth, opt TuneOptions) ([]Scores, []int, er
 					mask.Pix[p] = 255
 				}
 			}
-			s, err := truth.Score(mask)
-			if err != nil {
-				return nil, nil, err
-			}
-			if which[j] < 0 || s.Mean() > best[j].Mean() {
-				best[j], which[j] = s, i
+			c.SSIM = truth.ssim(mask)
+			if which[j] < 0 || c.Mean() > best[j].Mean() || (c.Mean() == best[j].Mean() && i < which[j]) {
+				best[j], which[j] = c, i
 			}
 		}
 	}

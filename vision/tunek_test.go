@@ -144,3 +144,48 @@ func TestTruthMaskLevels(t *testing.T) {
 		t.Errorf("cell: %v", got)
 	}
 }
+
+// TuneImage skips the SSIM of clusters that cannot win; its answer must be
+// that of scoring every cluster fully.
+func TestTuneImageMatchesBruteForce(t *testing.T) {
+	for seed := range uint64(6) {
+		img, g := synthCell(t, 70+int(seed)*9, 64, 36, 31, seed)
+		for _, target := range []Target{TargetNucleus, TargetCell} {
+			tm := TruthMask(g, target)
+			truth, err := NewTruth(tm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := TuneOptions{Ks: DefaultKs, Seed: seed, Attempts: 3}
+			best, which, err := TuneImage(img, truth, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blurred := Blur(img)
+			for j, k := range opt.Ks {
+				cl, err := Cluster(blurred, KMeansOptions{K: k, Seed: seed, Attempts: 3, SamplePixels: img.Cols() * img.Rows()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, wantI := Scores{}, -1
+				for i := range k {
+					if cl.Counts[i] == 0 {
+						continue
+					}
+					s, err := Score(&Mask{W: cl.W, H: cl.H, Pix: cl.Mask(i)}, tm)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if wantI < 0 || s.Mean() > want.Mean() {
+						want, wantI = s, i
+					}
+				}
+				if which[j] != wantI || math.Abs(best[j].Mean()-want.Mean()) > 1e-12 {
+					t.Errorf("seed %d %v k=%d: cluster %d %+v, brute force %d %+v", seed, target, k, which[j], best[j], wantI, want)
+				}
+			}
+			blurred.Close()
+		}
+		img.Close()
+	}
+}
