@@ -53,6 +53,9 @@ type Experiment struct {
 	WeightDecay float64 `json:"weight_decay,omitempty"`
 	ValFraction float64 `json:"val_fraction"`
 	Threads     int     `json:"threads,omitempty"`
+	// Keep: "best" (the epoch of lowest validation loss, early stopping)
+	// or "last" (the end of the cosine schedule).
+	Keep string `json:"keep,omitempty"`
 	// CV is cross-validated: folds over its groups.
 	CV DataSource `json:"cv"`
 	// FieldEval: whole fields whose groups share names with CV's groups; a
@@ -405,6 +408,7 @@ type trainConfig struct {
 	ValFraction float64       `json:"val_fraction,omitempty"`
 	Augment     string        `json:"augment"`
 	Protocol    string        `json:"protocol"`
+	Keep        string        `json:"keep,omitempty"`
 	Fold        int           `json:"fold"`
 	Folds       int           `json:"folds"`
 	Out         string        `json:"out"`

@@ -492,12 +492,15 @@ def main():
         hist.append(h)
         say(f"epoch {ep:3d}/{epochs}  train loss {h['train_loss']:.4f} acc {h['train_acc']:.3f}" +
             (f"  val loss {h['val_loss']:.4f} acc {h['val_acc']:.3f}" if len(xva) else "") + f"  ({h['seconds']} s)")
-        if len(xva) and ep - best[2] >= patience and ep < epochs:
+        if cfg.get("keep", "best") == "best" and len(xva) and ep - best[2] >= patience and ep < epochs:
             say(f"early stop: validation loss has not improved for {patience} epochs; keeping epoch {best[2]}")
             break
-    if best[1] is not None:
+    # keep "best": the epoch of lowest validation loss; "last": the end of the cosine schedule (when the
+    # validation set is too small for its loss to pick an epoch better than noise)
+    keep = cfg.get("keep", "best")
+    if keep == "best" and best[1] is not None:
         net.load_state_dict(best[1])
-    kept_epoch = best[2] if best[1] is not None else len(hist)
+    kept_epoch = best[2] if keep == "best" and best[1] is not None else len(hist)
 
     # operating point and OOD reference, on validation data (never test data)
     ptr, ftr = predict(net, xtr)
@@ -566,7 +569,7 @@ def main():
             "epochs_run": len(hist),
             "epoch_kept": kept_epoch,
             "optimizer": f"Adam lr {lr} weight decay (L2) {wd}, cosine schedule, batch {batch}",
-            "early_stopping": f"validation loss, patience {patience}" if len(xva) else "none (no validation data)",
+            "early_stopping": (f"validation loss, patience {patience}" if len(xva) else "none (no validation data)") if keep == "best" else "none: the last epoch of the cosine schedule is kept",
             "seconds": round(time.time() - t_start, 1),
             "curves": curves,
             "history": hist,
