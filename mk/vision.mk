@@ -14,7 +14,9 @@ vision-leaks: ## prove SegmentCell, k-means and tune-k scoring leak no gocv Mat 
 
 vision-bench: ## segmentation benchmarks (real data): 5 MP field k=3, a 257 crop, tune-k over 260 ALL-IDB2 pairs
 	@mkdir -p $(dir $(VISION_BENCH))
-	$(GO) test -run '^$$' -bench 'SegmentField|SegmentCrop257|ClusterCrop257|Score257|TuneKAllIDB2' -benchtime 3x ./vision/ | tee $(VISION_BENCH)
+	@echo "load average before: $$(cut -d' ' -f1-3 /proc/loadavg)" > $(VISION_BENCH)
+	$(GO) test -run '^$$' -bench 'SegmentField|SegmentCrop257|ClusterCrop257|Score257|TuneKAllIDB2' -benchtime 3x ./vision/ | tee -a $(VISION_BENCH)
+	@echo "load average after: $$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a $(VISION_BENCH)
 
 vision-reference: build ## the straightforward Algorithm 1 (Python, cv2.kmeans, skimage) against allscreen tune-k: speed ratio, agreement
 	nice -n 10 /usr/bin/python3 vision/reference/tunek_reference.py --allscreen $(BIN)/allscreen --data $(ALLSCREEN_DATA)/allidb2

@@ -62,6 +62,7 @@ type tunedJSON struct {
 	Held      map[string]segClassJSON `json:"held_out_classes"`
 	HeldAll   segClassJSON            `json:"held_out_all"`
 	Default   map[string]segClassJSON `json:"default_on_held_out_classes"`
+	DefAll    segClassJSON            `json:"default_on_held_out_all"`
 }
 
 const oracleDefinition = "the paper's ground-truth choice: of the k=3 RGB k-means clusters, the one with the best mean of SSIM, Dice and IoU against the ground-truth nucleus"
@@ -334,7 +335,7 @@ func tuneOnHalf(set []vision.LabeledImage, workers int) (*tunedJSON, error) {
 	best.CellGrabCut = true
 	t := &tunedJSON{Grid: grid, OpenFrac: best.OpenFrac, LinkFrac: best.LinkFrac, LocalFrac: best.LocalFrac, TuneDice: bestDice}
 	t.Held, t.HeldAll = summariseSegments(vision.EvaluateSegmentation(b, vision.EvaluateOptions{Segment: best, Workers: workers}))
-	t.Default, _ = summariseSegments(vision.EvaluateSegmentation(b, vision.EvaluateOptions{Segment: vision.DefaultSegmentOptions, Workers: workers}))
+	t.Default, t.DefAll = summariseSegments(vision.EvaluateSegmentation(b, vision.EvaluateOptions{Segment: vision.DefaultSegmentOptions, Workers: workers}))
 	return t, nil
 }
 
