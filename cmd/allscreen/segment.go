@@ -23,15 +23,15 @@ func init() {
 }
 
 type segClassJSON struct {
-	N          int        `json:"n"`
-	Dice       float64    `json:"dice"`
-	IoU        float64    `json:"iou"`
-	SSIM       float64    `json:"ssim"`
+	N          int         `json:"n"`
+	Dice       float64     `json:"dice"`
+	IoU        float64     `json:"iou"`
+	SSIM       float64     `json:"ssim"`
 	DiceCI95   *[2]float64 `json:"dice_ci95"` // null below 2 images
-	OracleDice float64    `json:"oracle_dice"`
-	OracleIoU  float64    `json:"oracle_iou"`
-	CellDice   float64    `json:"cell_dice"`
-	CellIoU    float64    `json:"cell_iou"`
+	OracleDice float64     `json:"oracle_dice"`
+	OracleIoU  float64     `json:"oracle_iou"`
+	CellDice   float64     `json:"cell_dice"`
+	CellIoU    float64     `json:"cell_iou"`
 }
 
 type segmentJSON struct {
