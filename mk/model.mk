@@ -46,3 +46,6 @@ model-shortcuts: build ## what image size, file size or background colour alone 
 	$(BIN)/allscreen shortcut --json --data $(D)/paper-l1l2l3 --labels $(D)/paper-l1l2l3/manifest.csv --group-column original_sha256_16 > model/results/shortcut-l1l2l3.json
 	$(BIN)/allscreen shortcut --json --data $(D)/bll-stages --group-blocks 20 --features border-rgb,border-bstar,bytes > model/results/shortcut-bll-stages.json
 	$(BIN)/allscreen shortcut --json --data $(D)/bll-stages --group-blocks 20 --features border-rgb,border-bstar --only early-pre-b,pre-b,pro-b > model/results/shortcut-bll-stages-blasts.json
+	@# the segmented cell's own mean colour, on the inputs the experiments prepared (run model-eval first)
+	p=$$(ls -td $(MODEL_WORK)/prep/bll-stages-64-cell-* | head -1) && $(BIN)/allscreen shortcut --json --prepared --data $$p --group-blocks 20 --features cell-rgb --only early-pre-b,pre-b,pro-b > model/results/shortcut-bll-stages-cells.json
+	p=$$(ls -td $(MODEL_WORK)/prep/allidb2-64-cell-* | head -1) && $(BIN)/allscreen shortcut --json --prepared --data $$p --features cell-rgb > model/results/shortcut-allidb2-cells.json

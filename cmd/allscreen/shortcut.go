@@ -20,7 +20,7 @@ func runShortcut(argv []string) error {
 	labels := fs.String("labels", "", "labels `CSV`; without it each sub-folder is a label")
 	labelColumn := fs.String("label-column", "label", "the labels CSV column holding the label")
 	groupColumn := fs.String("group-column", "group", "the labels CSV column holding the group (copies of one image, one field)")
-	features := fs.String("features", strings.Join(model.ShortcutFeatures, ","), "comma-separated features: "+strings.Join(model.ShortcutFeatures, ", "))
+	features := fs.String("features", "size,aspect,bytes,border-bstar,border-rgb", "comma-separated features: "+strings.Join(model.ShortcutFeatures, ", ")+" (cell-rgb needs --prepared)")
 	folds := fs.Int("folds", 5, "grouped cross-validation folds")
 	blocks := fs.Int("group-blocks", 0, "group runs of `N` consecutive file numbers per label (data without patient IDs)")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per feature")

@@ -259,9 +259,10 @@ def main():
         pf = r["seeds"][0].get("per_field")
         if pf:
             rows.append(["field (mean of its cells)", f"{pf['accuracy']:.3f} ({ci(pf['accuracy_ci'])})", spread(a.get("per_field_accuracy")), "-"])
-        for s in sc or []:
-            if s["feature"] in ("border-rgb",):
-                rows.append([f"background colour alone ({s['feature']}, no cell): all four folders", f"{s['accuracy']:.3f} ({ci(s['accuracy_ci'])})", "-", f3(s['macro_avg']['f1'])])
+        for fname, what in (("shortcut-bll-stages-blasts", "the slide's background colour alone (outer ring, no cell)"),
+                            ("shortcut-bll-stages-cells", "the segmented cell's mean colour alone (no shape, no texture)")):
+            for s in load(fname) or []:
+                rows.append([f"{what}: `{s['feature']}`, {s['classifier']}", f"{s['accuracy']:.3f} ({ci(s['accuracy_ci'])})", "-", f3(s['macro_avg']['f1'])])
         confusion_png(r, "subtype-bll-stages, seed 1, cells pooled over folds", os.path.join(FIG, "model-confusion-subtype.png"))
         figs.append((os.path.join(FIG, "model-confusion-subtype.png"), "Subtype confusion matrix (bll-stages cells, first seed)"))
         t = ("### Subtype on bll-stages (WHO maturation stage of B-ALL blasts)\n\n"
@@ -289,7 +290,8 @@ def main():
 
     # ---- shortcuts on detection data
     srows = []
-    for fname, data in (("shortcut-allidb2", "ALL-IDB2 crops"), ("shortcut-allidb1", "ALL-IDB1 fields")):
+    for fname, data in (("shortcut-allidb2", "ALL-IDB2 crops"), ("shortcut-allidb2-cells", "ALL-IDB2, segmented cell (model input)"),
+                        ("shortcut-allidb1", "ALL-IDB1 fields"), ("shortcut-bll-stages", "bll-stages fields, all four folders")):
         for s in load(fname) or []:
             srows.append([data, s["feature"], s["classifier"], f"{s['accuracy']:.3f} ({ci(s['accuracy_ci'])})"])
     if srows:
