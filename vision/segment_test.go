@@ -158,13 +158,22 @@ func TestSegmentCellRefuses(t *testing.T) {
 	}
 	blank, _ := NewMatCopy(50, 50, gocv.MatTypeCV8UC3, flat)
 	defer blank.Close()
-	for name, m := range map[string]gocv.Mat{"7 wide": tiny, "grey": grey, "empty": empty, "all black": black, "one colour": blank} {
+	// A blank slide area: background colour with camera noise, no stain.
+	noisy := make([]byte, 3*80*80)
+	for i := range noisy {
+		noisy[i] = uint8(200 + (i*7919)%9)
+	}
+	unstained, _ := NewMatCopy(80, 80, gocv.MatTypeCV8UC3, noisy)
+	defer unstained.Close()
+	for name, m := range map[string]gocv.Mat{"7 wide": tiny, "grey": grey, "empty": empty, "all black": black, "one colour": blank, "unstained": unstained} {
 		if _, err := SegmentCell(m); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, err := SegmentCell(black); !errors.Is(err, ErrNoNucleus) {
-		t.Errorf("all black: %v, want ErrNoNucleus", err)
+	for name, m := range map[string]gocv.Mat{"all black": black, "one colour": blank, "unstained": unstained} {
+		if _, err := SegmentCell(m); !errors.Is(err, ErrNoNucleus) {
+			t.Errorf("%s: %v, want ErrNoNucleus", name, err)
+		}
 	}
 }
 
