@@ -35,8 +35,8 @@ model-eval: build model-shortcuts ## rerun every evaluation experiment into mode
 report-model: ## regenerate docs/classifier.md's figures and tables and the README section from model/results/
 	$(PYTHON) model/train/report.py
 
-model-bench: ## Go inference per crop at batch 1 and 16, both architectures, with PyTorch eager on the same inputs
-	$(GO) test -run '^$$' -bench 'Classify|Forward' -benchtime 20x -count 3 ./model/
+model-bench: ## Go inference per crop at batch 1 and 16, both architectures, with PyTorch eager on the same inputs (model/results/bench.txt)
+	$(GO) test -run '^$$' -bench 'Classify|Forward' -benchtime 20x -count 3 ./model/ | tee model/results/bench.txt
 
 D := $(ALLSCREEN_DATA)
 model-shortcuts: build ## what image size, file size or background colour alone predicts (model/results/shortcut-*.json)

@@ -304,17 +304,20 @@ def main():
     bench = os.path.join(RES, "bench.txt")
     if os.path.exists(bench):
         lines = [l for l in open(bench) if "ms/crop" in l]
-        brows = []
+        by = {}
         for l in lines:
             m = re.match(r"Benchmark(\S+?)-\d+\s+\d+\s+\S+ ns/op\s+(\S+) ms/crop", l)
             if m:
-                brows.append([m.group(1), m.group(2)])
+                by.setdefault(m.group(1), []).append(float(m.group(2)))
+        brows = [[k, f"{sorted(v)[len(v) // 2]:.2f}", f"{min(v):.2f}-{max(v):.2f} ({len(v)} runs)"] for k, v in by.items()]
         if brows:
             t = ("### Speed on the development machine (2 shared cores, `make model-bench`)\n\n"
                  "Per crop. `Forward`: the network alone on prepared inputs, through OpenCV's dnn (the device path) and PyTorch "
                  "eager on the same inputs in the same run. `Classify`: the whole device path per crop (cell segmentation, "
                  "framing, masking, resizing, network). Shared machine: other jobs ran at the same time.\n\n" +
-                 table(["benchmark", "ms per crop"], brows))
+                 table(["benchmark", "ms per crop (median)", "range"], brows) +
+                 "\n\nPyTorch eager is timed inside Python (`model/train/bench_torch.py`, 2 threads, 10 repetitions after one "
+                 "warm-up call) and reported through the Go benchmark, so its ns/op column in `model/results/bench.txt` means nothing.")
             md.append(t)
             readme.append(t.replace("### ", "#### "))
 
