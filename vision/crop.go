@@ -8,7 +8,7 @@ import (
 // trained on inputs SegmentCell prepared and records this version in its
 // manifest; change it whenever SegmentCell's output changes, so a model is
 // never fed inputs unlike those it was trained on.
-const CellSegmentationVersion = "lab-central-local-grabcut-4"
+const CellSegmentationVersion = "lab-central-local-grabcut-5"
 
 // CellMasks are the masks of the one white cell centred in a crop.
 type CellMasks struct {
