@@ -87,6 +87,7 @@ func applyFlags(c config.Config, f flags) (config.Config, error) {
 
 func run(args []string) int {
 	started := time.Now()
+	mallocTuned := tuneMalloc()
 	f, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -114,6 +115,9 @@ func run(args []string) int {
 	}
 	log := newLogger(cfg.Daemon.LogLevel)
 	log.Info("starting", "version", version, "config", f.config, "config_sha256", cfg.SHA256()[:12], "sim", f.sim)
+	if !mallocTuned {
+		log.Warn("could not set malloc's mmap threshold and arenas: resident memory will be higher")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
