@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"allscreen/vision"
@@ -238,14 +239,29 @@ func (n *Net) Classify(crops []gocv.Mat) ([]Prediction, error) {
 			}
 		}
 	}()
+	// Preparing a crop (its segmentation) is most of a field's work and
+	// each crop is independent: one crop per CPU at a time.
+	errs := make([]error, len(crops))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(crops)) {
+		wg.Go(func() {
+			for i := range next {
+				inputs[i], errs[i] = PrepareInput(crops[i], n.m.Input)
+			}
+		})
+	}
+	for i := range crops {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	var ok []int
-	for i, c := range crops {
-		in, err := PrepareInput(c, n.m.Input)
+	for i, err := range errs {
 		if err != nil {
 			preds[i] = Prediction{Uncertain: true, Reason: "cell could not be prepared: " + err.Error()}
 			continue
 		}
-		inputs[i] = in
 		ok = append(ok, i)
 	}
 	imgs := make([]gocv.Mat, len(ok))
