@@ -193,6 +193,10 @@ func det3(c [9]float64) float64 {
 	return c[0]*(c[4]*c[8]-c[5]*c[7]) - c[1]*(c[3]*c[8]-c[5]*c[6]) + c[2]*(c[3]*c[7]-c[4]*c[6])
 }
 
+// nlinkTable: squared neighbour differences below it have their weight
+// kept in a table.
+const nlinkTable = 4096
+
 // minLogDensity: below it a density is 0 in float64 (exp underflows).
 var minLogDensity = math.Log(math.SmallestNonzeroFloat64)
 
@@ -415,12 +419,26 @@ func grabCut(bgr []byte, w, h int, gm []uint8, fgModel, bgModel []float64, gamma
 	}
 	// n-links: between two probable pixels an edge; between a probable
 	// and a certain pixel, a t-link to the certain pixel's side.
+	// exp(-beta d2) depends only on the squared difference d2, a small
+	// integer between neighbours of a blurred image: each is computed once.
+	expd := make([]float64, nlinkTable)
+	known := make([]bool, nlinkTable)
 	link := func(p, q int, gam float64) {
 		i, j := node[p], node[q]
 		if i < 0 && j < 0 {
 			return
 		}
-		wt := gam * math.Exp(-beta*diff2(p, q))
+		d2 := diff2(p, q)
+		var e float64
+		if k := int(d2); k < nlinkTable {
+			if !known[k] {
+				expd[k], known[k] = math.Exp(-beta*d2), true
+			}
+			e = expd[k]
+		} else {
+			e = math.Exp(-beta * d2)
+		}
+		wt := gam * e
 		switch {
 		case i >= 0 && j >= 0:
 			g.addEdge(i, j, wt, wt)
