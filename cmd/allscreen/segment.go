@@ -231,9 +231,13 @@ func halfOf(li vision.LabeledImage) string {
 }
 
 func methodText(o vision.SegmentOptions) string {
-	return fmt.Sprintf("Gaussian blur 5x5; k-means k=%d in %s; lowest-green cluster; opened (radius %.2f sqrt(area)); "+
+	work := "at the crop's size"
+	if o.WorkPixels > 0 {
+		work = fmt.Sprintf("on an area-downscaled copy of at most %d pixels (GrabCut's smoothness scaled with it), masks scaled back", o.WorkPixels)
+	}
+	return fmt.Sprintf("segmented %s; Gaussian blur 5x5; k-means k=%d in %s; lowest-green cluster; opened (radius %.2f sqrt(area)); "+
 		"central cell's nucleus kept (lobes within %.2f side in the same stained region); re-clustered k=2 within %.2f sqrt(area); "+
-		"whole cell by GrabCut seeded from the nucleus", o.K, o.Space, o.OpenFrac, o.LinkFrac, o.LocalFrac)
+		"whole cell by GrabCut seeded from the nucleus", work, o.K, o.Space, o.OpenFrac, o.LinkFrac, o.LocalFrac)
 }
 
 func summariseSegments(rs []vision.SegmentResult) (map[string]segClassJSON, segClassJSON) {

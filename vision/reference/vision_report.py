@@ -288,8 +288,13 @@ def main():
               "- Cells already cut out onto black (C-NMC, `samples/blast_cnmc_*`) keep their cut-out as the cell "
               "outline; their nucleus, almost the whole cell with faint contrast, comes out patchy. There is no "
               "ground truth for them here.\n"
-              "- GrabCut is made deterministic by seeding its colour models in Go and running OpenCV's iterations "
-              "only (GC_EVAL); OpenCV's own initialisation draws from a per-thread random generator.\n")
+              "- Crops are segmented on a copy of at most 128x128 pixels (about twice the model input's resolution), "
+              "with GrabCut's smoothness scaled by the downscale; `allscreen segment --work-pixels 66049` segments "
+              "ALL-IDB2's 257x257 crops at their own size, for comparison.\n"
+              "- GrabCut runs in Go: one GC_EVAL iteration of OpenCV's algorithm (colour models, neighbour weights, "
+              "Boykov-Kolmogorov max-flow), which gives OpenCV's masks pixel for pixel at its smoothness weight "
+              "(`TestGrabCutMatchesOpenCV`); its colour models are seeded with the package's seeded k-means, so it is "
+              "deterministic.\n")
     with open(a.doc, "w") as f:
         f.write("\n".join(md))
 
