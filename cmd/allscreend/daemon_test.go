@@ -55,8 +55,27 @@ type daemon struct {
 	lines chan string
 	mu    sync.Mutex
 	all   []string
-	err   bytes.Buffer
+	err   lockedBuffer
 	done  chan struct{}
+}
+
+// lockedBuffer collects the daemon's stderr; a failing test reads it while
+// the process may still be writing.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startDaemon(t testing.TB, env []string, args ...string) *daemon {
