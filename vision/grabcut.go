@@ -345,15 +345,16 @@ func (l *gmmLearner) model() *gcGMM {
 // uses 50). It rewrites the probable pixels of gm.
 func grabCut(bgr []byte, w, h int, gm []uint8, fgModel, bgModel []float64, gamma float64) {
 	n := w * h
-	col := func(p int) [3]float64 {
-		return [3]float64{float64(bgr[3*p]), float64(bgr[3*p+1]), float64(bgr[3*p+2])}
+	fx := make([]float64, 3*n) // the colours as OpenCV's Vec3d
+	for i, v := range bgr[:3*n] {
+		fx[i] = float64(v)
 	}
 	// Colour models: assign, then learn.
 	fg0, bg0 := newGCGMM(fgModel), newGCGMM(bgModel)
 	var lf, lb gmmLearner
 	for p := range n {
-		x := col(p)
-		if gm[p] == gcFG || gm[p] == gcPRFG {
+		x := [3]float64{fx[3*p], fx[3*p+1], fx[3*p+2]}
+		if v := gm[p]; v == gcFG || v == gcPRFG {
 			lf.add(fg0.which(x), x)
 		} else {
 			lb.add(bg0.which(x), x)
@@ -362,27 +363,28 @@ func grabCut(bgr []byte, w, h int, gm []uint8, fgModel, bgModel []float64, gamma
 	fg, bg := lf.model(), lb.model()
 
 	// beta: the inverse of twice the mean squared colour difference of
-	// neighbours (left, up-left, up, up-right), over the whole image.
+	// neighbours (left, up-left, up, up-right), over the whole image, in
+	// OpenCV's order of summation.
 	diff2 := func(p, q int) float64 {
-		a, b := bgr[3*p:3*p+3], bgr[3*q:3*q+3]
-		d0, d1, d2 := float64(a[0])-float64(b[0]), float64(a[1])-float64(b[1]), float64(a[2])-float64(b[2])
+		d0, d1, d2 := fx[3*p]-fx[3*q], fx[3*p+1]-fx[3*q+1], fx[3*p+2]-fx[3*q+2]
 		return d0*d0 + d1*d1 + d2*d2
 	}
 	beta := 0.0
 	for y := range h {
+		row := y * w
 		for x := range w {
-			p := y*w + x
+			p := row + x
 			if x > 0 {
 				beta += diff2(p, p-1)
 			}
-			if y > 0 && x > 0 {
-				beta += diff2(p, p-w-1)
-			}
 			if y > 0 {
+				if x > 0 {
+					beta += diff2(p, p-w-1)
+				}
 				beta += diff2(p, p-w)
-			}
-			if y > 0 && x < w-1 {
-				beta += diff2(p, p-w+1)
+				if x < w-1 {
+					beta += diff2(p, p-w+1)
+				}
 			}
 		}
 	}
@@ -410,12 +412,23 @@ func grabCut(bgr []byte, w, h int, gm []uint8, fgModel, bgModel []float64, gamma
 	g := newFlowGraph(nodes, 4*nodes)
 	src := make([]float64, nodes) // capacity from the source (cell)
 	snk := make([]float64, nodes) // capacity to the sink (background)
+	// The colour terms, once per distinct colour (a crop has about half
+	// as many colours as pixels).
+	seen := make(map[uint32]int32, nodes)
 	for p := range gm {
-		if i := node[p]; i >= 0 {
-			x := col(p)
-			src[i] = negLog(bg.density(x))
-			snk[i] = negLog(fg.density(x))
+		i := node[p]
+		if i < 0 {
+			continue
 		}
+		key := uint32(bgr[3*p])<<16 | uint32(bgr[3*p+1])<<8 | uint32(bgr[3*p+2])
+		if j, ok := seen[key]; ok {
+			src[i], snk[i] = src[j], snk[j]
+			continue
+		}
+		seen[key] = i
+		x := [3]float64{fx[3*p], fx[3*p+1], fx[3*p+2]}
+		src[i] = negLog(bg.density(x))
+		snk[i] = negLog(fg.density(x))
 	}
 	// n-links: between two probable pixels an edge; between a probable
 	// and a certain pixel, a t-link to the certain pixel's side.
@@ -448,7 +461,7 @@ func grabCut(bgr []byte, w, h int, gm []uint8, fgModel, bgModel []float64, gamma
 			} else {
 				snk[i] += wt
 			}
-		case j >= 0:
+		default:
 			if gm[p] == gcFG {
 				src[j] += wt
 			} else {
@@ -457,19 +470,20 @@ func grabCut(bgr []byte, w, h int, gm []uint8, fgModel, bgModel []float64, gamma
 		}
 	}
 	for y := range h {
+		row := y * w
 		for x := range w {
-			p := y*w + x
+			p := row + x
 			if x > 0 {
 				link(p, p-1, gamma)
 			}
-			if y > 0 && x > 0 {
-				link(p, p-w-1, gammaDiag)
-			}
 			if y > 0 {
+				if x > 0 {
+					link(p, p-w-1, gammaDiag)
+				}
 				link(p, p-w, gamma)
-			}
-			if y > 0 && x < w-1 {
-				link(p, p-w+1, gammaDiag)
+				if x < w-1 {
+					link(p, p-w+1, gammaDiag)
+				}
 			}
 		}
 	}
