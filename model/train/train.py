@@ -53,6 +53,9 @@ class Part:
         self.weight = float(cfg.get("weight", 1.0))
         self.per_epoch = cfg.get("per_epoch")
         self.spec = read_spec(self.dir)
+        # cells found in whole fields carry their field's label, not their own: weak labels, kept out of the
+        # choice of the operating point (their label noise is not the model's uncertainty)
+        self.weak = bool(self.spec.get("fields"))
         rows = read_index(self.dir)
         keep_inputs = set(cfg["inputs"]) if cfg.get("inputs") is not None else None
         keep_groups = set(cfg["groups"]) if cfg.get("groups") is not None else None
@@ -353,7 +356,11 @@ def copy_of(rgb, alpha, c):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
+    ap.add_argument("--recalibrate", metavar="MANIFEST", help="recompute MANIFEST's operating point (see recalibrate)")
     args = ap.parse_args()
+    if args.recalibrate:
+        recalibrate(args.config, args.recalibrate)
+        return
     with open(args.config) as f:
         cfg = json.load(f)
     t_start = time.time()
@@ -505,17 +512,8 @@ def main():
     # operating point and OOD reference, on validation data (never test data)
     ptr, ftr = predict(net, xtr)
     pva, fva = predict(net, xva)
-    pos = classes.index(positive) if positive in classes else None
-    op = {}
-    if len(xva):
-        if pos is not None and len(classes) == 2:
-            op = choose_operating_point(pva[:, pos].numpy(), yva, pos)
-        else:
-            op = choose_multiclass_point(pva.numpy(), yva)
-        op["chosen_on"] = "validation"
-    else:
-        op = {"blast_threshold": 0.5, "uncertain_low": 0.3, "uncertain_high": 0.7, "chosen_on": "defaults (no validation data)"} if pos is not None else {"min_confidence": 0.5, "chosen_on": "defaults (no validation data)"}
-    op["ood"] = ood_reference(ftr, ytr, fva if len(xva) else None, len(classes))
+    val_weak = np.concatenate([np.full(len(p), p.weak) for p in val_parts]) if protocol != "augment-then-split" and val_parts else np.zeros(len(yva), bool)
+    op = operating_point(classes, positive, pva.numpy(), yva, val_weak, ftr, ytr, fva)
 
     # export
     onnx_path = os.path.join(out_dir, name + ".onnx")
@@ -614,6 +612,67 @@ def write_parity(pcfg, exp, out_dir, name, order, ood):
                    "features": feat.numpy().tolist(), "ood_distance": d.tolist(),
                    "note": "PyTorch eager outputs on inputs Go prepared from samples/ (CC BY images)"}, fh)
         fh.write("\n")
+
+
+def operating_point(classes, positive, pva, yva, val_weak, ftr, ytr, fva):
+    """The manifest's operating_point from validation outputs: the detection threshold, the uncertainty band and
+    the false-positive rate on individually labelled validation cells (weakly labelled field cells only when
+    there is nothing else), and the OOD reference on all of them."""
+    pos = classes.index(positive) if positive in classes else None
+    if len(yva):
+        clean = ~val_weak if (~val_weak).any() else np.ones(len(yva), bool)
+        if pos is not None and len(classes) == 2:
+            op = choose_operating_point(pva[clean, pos], yva[clean], pos)
+        else:
+            op = choose_multiclass_point(pva[clean], yva[clean])
+        op["chosen_on"] = "validation" + ("" if clean.all() else " (individually labelled cells only)")
+    else:
+        op = ({"blast_threshold": 0.5, "uncertain_low": 0.3, "uncertain_high": 0.7, "chosen_on": "defaults (no validation data)"}
+              if pos is not None else {"min_confidence": 0.5, "chosen_on": "defaults (no validation data)"})
+    op["ood"] = ood_reference(torch.as_tensor(ftr), ytr, torch.as_tensor(fva) if len(yva) else None, len(classes))
+    return op
+
+
+def recalibrate(cfg_path, manifest_path):
+    """Recompute a trained model's operating point with this code's rules, running its ONNX file through
+    OpenCV's dnn (the device's engine) on the training and validation inputs of its config; rewrite the
+    manifest. The weights and the ONNX file are untouched."""
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    with open(manifest_path) as f:
+        m = json.load(f)
+    classes = cfg["classes"]
+    train_parts = [Part(c, classes) for c in cfg["train"]]
+    val_parts = [Part(c, classes) for c in cfg.get("val", [])]
+    net = cv2.dnn.readNet(os.path.join(os.path.dirname(manifest_path), m["onnx"]))
+    order = m["input"]["channel_order"]
+
+    def run(parts):
+        probs, feats = [], []
+        for p in parts:
+            bgr = p.rgb[:, :, :, ::-1] if order == "RGB" else p.rgb
+            for i in range(0, len(p), 64):
+                imgs = [np.ascontiguousarray(x) for x in bgr[i:i + 64]]
+                blob = cv2.dnn.blobFromImages(imgs, m["input"]["scale"], swapRB=(order == "RGB"))
+                net.setInput(blob)
+                pr, fe = net.forward([m["output_name"], m.get("feature_name", "feature")])
+                probs.append(pr)
+                feats.append(fe.reshape(len(imgs), -1))
+        if not probs:
+            return np.zeros((0, len(classes)), np.float32), np.zeros((0, 1), np.float32)
+        return np.concatenate(probs), np.concatenate(feats)
+    ptr, ftr = run(train_parts)
+    pva, fva = run(val_parts)
+    ytr = np.concatenate([p.y for p in train_parts])
+    yva = np.concatenate([p.y for p in val_parts]) if val_parts else np.zeros(0, np.int64)
+    val_weak = np.concatenate([np.full(len(p), p.weak) for p in val_parts]) if val_parts else np.zeros(0, bool)
+    m["operating_point"] = operating_point(classes, cfg.get("positive"), pva, yva, val_weak, ftr, ytr, fva)
+    m["operating_point"]["recalibrated"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with open(manifest_path, "w") as f:
+        json.dump(m, f, indent=1)
+        f.write("\n")
+    op = {k: v for k, v in m["operating_point"].items() if k != "ood"}
+    print(f"{manifest_path}: {op}")
 
 
 def choose_multiclass_point(probs, y, target_error=0.05):
