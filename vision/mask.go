@@ -3,6 +3,7 @@ package vision
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gocv.io/x/gocv"
 )
@@ -85,82 +86,20 @@ func labelComponents(m *Mask) ([]int32, int, error) {
 	if err := m.check(); err != nil {
 		return nil, 0, err
 	}
-	w, h := m.W, m.H
-	labels := make([]int32, w*h)
-	var n int32
-	stack := make([]int, 0, 64)
-	for start, v := range m.Pix {
-		if v == 0 || labels[start] != 0 {
-			continue
-		}
-		n++
-		labels[start] = n
-		stack = append(stack[:0], start)
-		for len(stack) > 0 {
-			p := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			x, y := p%w, p/w
-			for dy := -1; dy <= 1; dy++ {
-				for dx := -1; dx <= 1; dx++ {
-					nx, ny := x+dx, y+dy
-					if nx < 0 || ny < 0 || nx >= w || ny >= h {
-						continue
-					}
-					q := ny*w + nx
-					if m.Pix[q] != 0 && labels[q] == 0 {
-						labels[q] = n
-						stack = append(stack, q)
-					}
-				}
-			}
-		}
-	}
-	return labels, int(n), nil
+	labels, regions := labelRegions(m.Pix, m.W, m.H)
+	return labels, len(regions), nil
 }
 
 // fillHoles sets every unset pixel that the unset pixels on the border
 // cannot reach (4-connected): the holes.
 func fillHoles(m *Mask) *Mask {
-	w, h := m.W, m.H
-	outside := make([]bool, w*h)
-	stack := make([]int, 0, 2*(w+h))
-	push := func(p int) {
-		if m.Pix[p] == 0 && !outside[p] {
-			outside[p] = true
-			stack = append(stack, p)
-		}
-	}
-	for x := range w {
-		push(x)
-		push((h-1)*w + x)
-	}
-	for y := range h {
-		push(y * w)
-		push(y*w + w - 1)
-	}
-	for len(stack) > 0 {
-		p := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		x, y := p%w, p/w
-		if x > 0 {
-			push(p - 1)
-		}
-		if x < w-1 {
-			push(p + 1)
-		}
-		if y > 0 {
-			push(p - w)
-		}
-		if y < h-1 {
-			push(p + w)
-		}
-	}
-	out := NewMask(w, h)
-	for p, o := range outside {
-		if !o {
+	out := &Mask{W: m.W, H: m.H, Pix: slices.Clone(m.Pix)}
+	for p, v := range out.Pix {
+		if v != 0 {
 			out.Pix[p] = 255
 		}
 	}
+	fillEnclosedHoles(out.Pix, out.W, out.H)
 	return out
 }
 
