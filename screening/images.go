@@ -41,10 +41,10 @@ func (osFileSystem) MkdirAll(p string, perm fs.FileMode) error { return os.Mkdir
 func (osFileSystem) CreateTemp(dir, pattern string) (writableFile, error) {
 	return os.CreateTemp(dir, pattern)
 }
-func (osFileSystem) Rename(a, b string) error             { return os.Rename(a, b) }
-func (osFileSystem) Remove(n string) error                { return os.Remove(n) }
-func (osFileSystem) Stat(n string) (fs.FileInfo, error)   { return os.Stat(n) }
-func (osFileSystem) SyncDir(dir string) error             { return syncDir(dir) }
+func (osFileSystem) Rename(a, b string) error           { return os.Rename(a, b) }
+func (osFileSystem) Remove(n string) error              { return os.Remove(n) }
+func (osFileSystem) Stat(n string) (fs.FileInfo, error) { return os.Stat(n) }
+func (osFileSystem) SyncDir(dir string) error           { return syncDir(dir) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

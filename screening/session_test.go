@@ -2,8 +2,8 @@ package screening
 
 import (
 	"context"
-	"image"
 	"errors"
+	"image"
 	"strings"
 	"sync"
 	"testing"
