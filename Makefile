@@ -26,8 +26,10 @@ build: ## build the binaries into bin/
 demo: deps build ## the simulated appliance on the bundled sample images: a scripted session, then its stored results
 	$(MAKE) --no-print-directory demo-session
 
-vet:
+vet: ## go vet, and gofmt must have nothing to say
 	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l:"; echo "$$unformatted"; exit 1; fi
 
 go-test: vet ## Go unit and real-data tests, with the race detector
 	$(GO) test -race -count=1 ./...
