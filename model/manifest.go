@@ -88,17 +88,20 @@ type OperatingPoint struct {
 }
 
 // OODCheck is the feature-distance out-of-distribution check: the distance
-// of an input's feature vector to the nearest class centre, each dimension
-// scaled by the training spread (root mean square of the scaled
-// differences). Above Threshold the input is unlike the training data.
+// of an input's feature vector to the nearest centre of the training cells
+// (one per class and site), each dimension scaled by the training spread
+// (root mean square of the scaled differences). Above Threshold the input is
+// unlike the training data.
 type OODCheck struct {
-	Kind       string      `json:"kind"`   // "feature-distance"
-	Output     string      `json:"output"` // the ONNX output holding the features
-	ClassMeans [][]float64 `json:"class_means"`
-	Variance   []float64   `json:"variance"`
-	Threshold  float64     `json:"threshold"`
-	Quantile   float64     `json:"quantile,omitempty"`
-	ChosenOn   string      `json:"chosen_on,omitempty"`
+	Kind   string `json:"kind"`   // "feature-distance"
+	Output string `json:"output"` // the ONNX output holding the features
+	// ClassMeans are the centres: one per class and training set (site).
+	ClassMeans   [][]float64 `json:"class_means"`
+	CentreLabels []int       `json:"centre_labels,omitempty"`
+	Variance     []float64   `json:"variance"`
+	Threshold    float64     `json:"threshold"`
+	Quantile     float64     `json:"quantile,omitempty"`
+	ChosenOn     string      `json:"chosen_on,omitempty"`
 }
 
 // Distance is the OOD distance of one feature vector.
@@ -138,6 +141,7 @@ const (
 	maxLabels     = 64
 	maxLabelBytes = 64
 	maxFeatureDim = 4096
+	maxCentres    = 256
 )
 
 // Check reports the first thing wrong with a manifest, in words a person
@@ -213,8 +217,8 @@ func (m *Manifest) Check() error {
 		if d < 1 || d > maxFeatureDim {
 			return bad("ood has %d feature dimensions, want 1 to %d", d, maxFeatureDim)
 		}
-		if len(o.ClassMeans) != len(m.Labels) {
-			return bad("ood has %d class means for %d labels", len(o.ClassMeans), len(m.Labels))
+		if len(o.ClassMeans) < 1 || len(o.ClassMeans) > maxCentres {
+			return bad("ood has %d centres, want 1 to %d", len(o.ClassMeans), maxCentres)
 		}
 		for _, v := range o.Variance {
 			if !(v > 0) || math.IsInf(v, 0) {

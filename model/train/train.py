@@ -277,21 +277,38 @@ def choose_operating_point(p_pos, y, positive, target_error=0.02):
             "validation_error_outside_band": float(((p_pos[~inside] >= t) != yb[~inside]).mean()) if (~inside).any() else None}
 
 
-def ood_reference(feat_train, y_train, feat_val, n_classes, quantile=0.99):
+def ood_reference(feat_train, y_train, feat_val, n_classes, quantile=0.99, part_train=None, part_val=None):
     """Feature-distance out-of-distribution check: the distance of a cell's feature vector to the nearest
-    class centre of the training cells, each dimension scaled by the training spread. The threshold is the
-    99th percentile of the validation cells' distances: an input farther than 99% of unseen in-distribution
-    cells is unlike the training data."""
+    centre of the training cells, each dimension scaled by the training spread within centres. There is one
+    centre per class and training set (site): a model trained on several laboratories has one cloud of
+    features per laboratory, and one centre per class would sit between them. The threshold is the 99th
+    percentile of the validation cells' distances, taken per set and then the largest, so that 99% of every
+    site's unseen in-distribution cells pass; an input farther than that is unlike the training data."""
     f = feat_train.numpy().astype(np.float64)
-    means = [f[y_train == c].mean(0) if (y_train == c).any() else f.mean(0) for c in range(n_classes)]
-    resid = np.concatenate([f[y_train == c] - means[c] for c in range(n_classes) if (y_train == c).any()])
-    var = resid.var(0) + 1e-6
-    ref = feat_val if feat_val is not None and len(feat_val) else feat_train
-    d = ood_distance(ref.numpy(), means, var)
-    thr = float(np.quantile(d, quantile))
-    return {"kind": "feature-distance", "output": "feature", "class_means": [[round(float(v), 6) for v in m] for m in means],
-            "variance": [round(float(v), 6) for v in var], "threshold": round(thr, 4), "quantile": quantile,
-            "chosen_on": "validation" if feat_val is not None and len(feat_val) else "training"}
+    if part_train is None:
+        part_train = np.zeros(len(f), int)
+    centres, labels, resid = [], [], []
+    for pt in np.unique(part_train):
+        for c in range(n_classes):
+            m = (part_train == pt) & (y_train == c)
+            if m.sum() >= 10 or (m.any() and not centres):
+                mu = f[m].mean(0)
+                centres.append(mu)
+                labels.append(c)
+                resid.append(f[m] - mu)
+    if not centres:
+        centres, labels, resid = [f.mean(0)], [0], [f - f.mean(0)]
+    var = np.concatenate(resid).var(0) + 1e-6
+    use_val = feat_val is not None and len(feat_val)
+    ref = (feat_val if use_val else feat_train).numpy()
+    pref = (part_val if use_val else part_train)
+    if pref is None or len(pref) != len(ref):
+        pref = np.zeros(len(ref), int)
+    d = ood_distance(ref, centres, var)
+    thr = max(float(np.quantile(d[pref == pt], quantile)) for pt in np.unique(pref))
+    return {"kind": "feature-distance", "output": "feature", "class_means": [[round(float(v), 6) for v in m] for m in centres],
+            "centre_labels": labels, "variance": [round(float(v), 6) for v in var], "threshold": round(thr, 4),
+            "quantile": quantile, "chosen_on": ("validation" if use_val else "training") + ", per training set"}
 
 
 def ood_distance(f, means, var):
@@ -513,7 +530,15 @@ def main():
     ptr, ftr = predict(net, xtr)
     pva, fva = predict(net, xva)
     val_weak = np.concatenate([np.full(len(p), p.weak) for p in val_parts]) if protocol != "augment-then-split" and val_parts else np.zeros(len(yva), bool)
-    op = operating_point(classes, positive, pva.numpy(), yva, val_weak, ftr, ytr, fva)
+    if protocol != "augment-then-split":
+        part_tr = np.concatenate([np.full(len(p), i) for i, p in enumerate(train_parts)])
+        # a validation part is named after its training part ("<name>-val")
+        names = [p.name for p in train_parts]
+        part_va = np.concatenate([np.full(len(p), names.index(p.name[:-4]) if p.name.endswith("-val") and p.name[:-4] in names else -1)
+                                  for p in val_parts]) if val_parts else np.zeros(0, int)
+    else:
+        part_tr, part_va = None, None
+    op = operating_point(classes, positive, pva.numpy(), yva, val_weak, ftr, ytr, fva, part_tr, part_va)
 
     # export
     onnx_path = os.path.join(out_dir, name + ".onnx")
@@ -614,7 +639,7 @@ def write_parity(pcfg, exp, out_dir, name, order, ood):
         fh.write("\n")
 
 
-def operating_point(classes, positive, pva, yva, val_weak, ftr, ytr, fva):
+def operating_point(classes, positive, pva, yva, val_weak, ftr, ytr, fva, part_train=None, part_val=None):
     """The manifest's operating_point from validation outputs: the detection threshold, the uncertainty band and
     the false-positive rate on individually labelled validation cells (weakly labelled field cells only when
     there is nothing else), and the OOD reference on all of them."""
@@ -629,7 +654,8 @@ def operating_point(classes, positive, pva, yva, val_weak, ftr, ytr, fva):
     else:
         op = ({"blast_threshold": 0.5, "uncertain_low": 0.3, "uncertain_high": 0.7, "chosen_on": "defaults (no validation data)"}
               if pos is not None else {"min_confidence": 0.5, "chosen_on": "defaults (no validation data)"})
-    op["ood"] = ood_reference(torch.as_tensor(ftr), ytr, torch.as_tensor(fva) if len(yva) else None, len(classes))
+    op["ood"] = ood_reference(torch.as_tensor(ftr), ytr, torch.as_tensor(fva) if len(yva) else None, len(classes),
+                              part_train=part_train, part_val=part_val)
     return op
 
 
@@ -666,7 +692,11 @@ def recalibrate(cfg_path, manifest_path):
     ytr = np.concatenate([p.y for p in train_parts])
     yva = np.concatenate([p.y for p in val_parts]) if val_parts else np.zeros(0, np.int64)
     val_weak = np.concatenate([np.full(len(p), p.weak) for p in val_parts]) if val_parts else np.zeros(0, bool)
-    m["operating_point"] = operating_point(classes, cfg.get("positive"), pva, yva, val_weak, ftr, ytr, fva)
+    names = [p.name for p in train_parts]
+    part_tr = np.concatenate([np.full(len(p), i) for i, p in enumerate(train_parts)])
+    part_va = np.concatenate([np.full(len(p), names.index(p.name[:-4]) if p.name.endswith("-val") and p.name[:-4] in names else -1)
+                              for p in val_parts]) if val_parts else np.zeros(0, int)
+    m["operating_point"] = operating_point(classes, cfg.get("positive"), pva, yva, val_weak, ftr, ytr, fva, part_tr, part_va)
     m["operating_point"]["recalibrated"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with open(manifest_path, "w") as f:
         json.dump(m, f, indent=1)
