@@ -701,6 +701,18 @@ def recalibrate(cfg_path, manifest_path):
     with open(manifest_path, "w") as f:
         json.dump(m, f, indent=1)
         f.write("\n")
+    # a parity fixture beside the model records OOD distances under the old reference: recompute them from
+    # its (unchanged) PyTorch features
+    stem = os.path.splitext(os.path.basename(manifest_path))[0]
+    fx_path = os.path.join(os.path.dirname(manifest_path), "parity", stem + ".json")
+    if os.path.exists(fx_path):
+        with open(fx_path) as f:
+            fx = json.load(f)
+        o = m["operating_point"]["ood"]
+        fx["ood_distance"] = ood_distance(np.array(fx["features"]), [np.array(c) for c in o["class_means"]], np.array(o["variance"])).tolist()
+        with open(fx_path, "w") as f:
+            json.dump(fx, f)
+            f.write("\n")
     op = {k: v for k, v in m["operating_point"].items() if k != "ood"}
     print(f"{manifest_path}: {op}")
 
