@@ -212,7 +212,11 @@ def main():
         rows.append([desc, r["protocol"], f"{r['accuracy']:.3f} ({ci(r['accuracy_ci'])}; fields {ci(gb)})", spread(a.get("accuracy")),
                      spread(a.get("sensitivity")), spread(a.get("specificity")), spread(a.get("uncertain_share")), spread(a.get("confident_accuracy"))])
         confusion_png(r, f"{name}, seed {r['seed']}, pooled over folds", os.path.join(FIG, f"model-confusion-{name}.png"))
+    versions = sorted({r["segmentation_version"] for r in (load(n) for n, _ in DETECTION) if r})
+    vers = "cell segmentation " + ", ".join(f"`{v}`" for v in versions)
     det = ("### Detection on ALL-IDB2 (blast vs normal), grouped 5-fold cross-validation\n\n"
+           f"Measured with {vers}: the cell segmentation kept changing while these ran; the shipped models are "
+           "trained with the version in their own table above. "
            "Every crop is judged by the fold model that never saw it, its ALL-IDB1 field, an overlapping field or a copy of it "
            "(groups from `model/data/allidb2-sources.csv`). First seed: accuracy with its Wilson 95% CI, and the 95% CI from "
            "resampling whole field families. Then mean ± sd (min-max) over seeds. \"Uncertain\" is the share the model flags "
