@@ -121,7 +121,7 @@ func PrepareInput(crop gocv.Mat, spec InputSpec) (Input, error) {
 		if err != nil {
 			return Input{}, fmt.Errorf("prepare input: %w", err)
 		}
-		cell = centralComponent(masks.Cell)
+		cell = masks.Cell.CentralComponent()
 		if cell == nil || cell.W != w || cell.H != h || float64(cell.Area()) < minCellShare*float64(w*h) {
 			cell, fallback = nil, true
 		}
@@ -217,70 +217,6 @@ func squareAround(r image.Rectangle, margin float64) image.Rectangle {
 	cx2, cy2 := r.Min.X+r.Max.X, r.Min.Y+r.Max.Y // twice the centre
 	x0, y0 := (cx2-side)/2, (cy2-side)/2
 	return image.Rect(x0, y0, x0+side, y0+side)
-}
-
-// centralComponent keeps, of a crop's cell mask, the 8-connected component
-// that is the crop's own cell: the one holding the centre, else the one with
-// most pixels in the central quarter. Neighbouring cells cut by the crop's
-// edge are dropped. It returns nil when no component reaches the centre.
-func centralComponent(m *vision.Mask) *vision.Mask {
-	if m == nil || m.W <= 0 || m.H <= 0 || len(m.Pix) != m.W*m.H {
-		return nil
-	}
-	w, h := m.W, m.H
-	label := make([]int32, w*h)
-	var stack []int
-	n := int32(0)
-	central := map[int32]int{}
-	cx0, cx1, cy0, cy1 := w*3/8, w*5/8, h*3/8, h*5/8
-	for start, v := range m.Pix {
-		if v == 0 || label[start] != 0 {
-			continue
-		}
-		n++
-		label[start] = n
-		stack = append(stack[:0], start)
-		for len(stack) > 0 {
-			p := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			x, y := p%w, p/w
-			if x >= cx0 && x < cx1 && y >= cy0 && y < cy1 {
-				central[n]++
-			}
-			for dy := -1; dy <= 1; dy++ {
-				for dx := -1; dx <= 1; dx++ {
-					nx, ny := x+dx, y+dy
-					if nx < 0 || ny < 0 || nx >= w || ny >= h {
-						continue
-					}
-					q := ny*w + nx
-					if m.Pix[q] != 0 && label[q] == 0 {
-						label[q] = n
-						stack = append(stack, q)
-					}
-				}
-			}
-		}
-	}
-	best := label[(h/2)*w+w/2]
-	if best == 0 {
-		most := 0
-		for l := int32(1); l <= n; l++ {
-			if central[l] > most {
-				best, most = l, central[l]
-			}
-		}
-	}
-	if best == 0 {
-		return nil
-	}
-	out := vision.NewMask(w, h)
-	for i, l := range label {
-		if l == best {
-			out.Pix[i] = 255
-		}
-	}
-	return out
 }
 
 // maskBounds is the smallest rectangle holding every set pixel of m.

@@ -15,8 +15,6 @@ import (
 	"sync"
 	"testing"
 
-	"allscreen/vision"
-
 	"gocv.io/x/gocv"
 )
 
@@ -446,26 +444,6 @@ func maskShare(m []uint8) float64 {
 		s += float64(v) / 255
 	}
 	return s / float64(len(m))
-}
-
-func TestCentralComponent(t *testing.T) {
-	m := vision.NewMask(20, 20)
-	set := func(x0, y0, x1, y1 int) {
-		for y := y0; y < y1; y++ {
-			for x := x0; x < x1; x++ {
-				m.Pix[y*20+x] = 255
-			}
-		}
-	}
-	set(0, 0, 4, 4)   // a neighbour's corner
-	set(7, 7, 13, 13) // the cell at the centre
-	c := centralComponent(m)
-	if c == nil || c.Area() != 36 || c.Pix[0] != 0 {
-		t.Fatalf("central component wrong: area %v", c.Area())
-	}
-	if centralComponent(vision.NewMask(20, 20)) != nil {
-		t.Fatal("empty mask gave a component")
-	}
 }
 
 func sha256Hex(b []byte) string {

@@ -80,6 +80,44 @@ func (m *Mask) check() error {
 	return nil
 }
 
+// CentralComponent keeps, of a crop's mask, the 8-connected component that
+// is the crop's own cell: the one holding the centre, else the one with most
+// pixels in the central quarter (the middle quarter of each side). Neighbours
+// cut by the crop's edge are dropped. It returns nil for a nil or malformed
+// mask, and when no component reaches the centre.
+func (m *Mask) CentralComponent() *Mask {
+	if m.check() != nil {
+		return nil
+	}
+	w, h := m.W, m.H
+	labels, regions := labelRegions(m.Pix, w, h)
+	best := labels[(h/2)*w+w/2]
+	if best == 0 {
+		central := make([]int, len(regions)+1)
+		for y := h * 3 / 8; y < h*5/8; y++ {
+			for _, l := range labels[y*w+w*3/8 : y*w+w*5/8] {
+				central[l]++
+			}
+		}
+		most := 0
+		for l := 1; l < len(central); l++ {
+			if central[l] > most {
+				best, most = int32(l), central[l]
+			}
+		}
+	}
+	if best == 0 {
+		return nil
+	}
+	out := NewMask(w, h)
+	for i, l := range labels {
+		if l == best {
+			out.Pix[i] = 255
+		}
+	}
+	return out
+}
+
 // labelComponents labels the 8-connected components of a mask 1..n (0 is
 // unset), row-major.
 func labelComponents(m *Mask) ([]int32, int, error) {

@@ -182,3 +182,32 @@ func TestGrowAndMergeRegions(t *testing.T) {
 		t.Error("the separate cell was merged too")
 	}
 }
+
+func TestCentralComponent(t *testing.T) {
+	m := NewMask(20, 20)
+	set := func(x0, y0, x1, y1 int) {
+		for y := y0; y < y1; y++ {
+			for x := x0; x < x1; x++ {
+				m.Pix[y*20+x] = 255
+			}
+		}
+	}
+	set(0, 0, 4, 4)   // a neighbour's corner
+	set(7, 7, 13, 13) // the cell at the centre
+	c := m.CentralComponent()
+	if c == nil || c.Area() != 36 || c.Pix[0] != 0 {
+		t.Fatalf("central component wrong: %+v", c)
+	}
+	// the centre unset: the component with most pixels in the central quarter
+	m.Pix[10*20+10] = 0
+	if c := m.CentralComponent(); c == nil || c.Area() != 35 {
+		t.Fatalf("off-centre cell not kept: %+v", c)
+	}
+	var nilMask *Mask
+	if nilMask.CentralComponent() != nil || (&Mask{W: 3, H: 3}).CentralComponent() != nil {
+		t.Fatal("nil or malformed mask gave a component")
+	}
+	if NewMask(20, 20).CentralComponent() != nil {
+		t.Fatal("empty mask gave a component")
+	}
+}
