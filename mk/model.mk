@@ -2,7 +2,7 @@
 # fuzz-seed, corrupt-model and tiny-fixture parity tests; these targets add
 # the training smoke test (Python, about a minute) and the shipped models'
 # parity. Heavy training is never part of `make test`.
-.PHONY: model-smoke model-parity model model-fixtures model-eval model-shortcuts report-model model-bench
+.PHONY: model-smoke model-parity model model-fixtures model-eval model-shortcuts report-model model-bench model-seeds
 TEST_TARGETS += model-smoke model-parity
 REPORT_TARGETS += report-model
 
@@ -17,11 +17,24 @@ model-smoke: ## training smoke test: prepare samples/, train 1 epoch of both arc
 	ALLSCREEN_TRAIN_SMOKE=1 ALLSCREEN_PYTHON=$(PYTHON) $(GO) test -count=1 -run 'TestTrainingSmoke' -timeout 15m ./model/
 
 model-parity: ## Go vs PyTorch on the committed fixtures (tiny model and shipped models) within 1e-4
-	$(GO) test -count=1 -run 'Parity' -v ./model/ | grep -E '^(---|ok|FAIL|\s+net_test)'
+	set -o pipefail; $(GO) test -count=1 -run 'Parity' -v ./model/ | grep -E '^(---|ok|FAIL|\s+net_test)'
 
 model: build ## retrain the shipped models (model/shipped/) from ../shared/data, reproducibly
 	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite.json --name detect --work $(MODEL_WORK) --python $(PYTHON)
 	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/subtype-bll-stages.json --name subtype --work $(MODEL_WORK) --python $(PYTHON)
+
+SEEDS ?= 1 2 3 4 5
+WBCSEG_TYPES ?= neutrophil lymphocyte monocyte eosinophil basophil
+model-seeds: build ## the shipped detection recipe trained on all its data once per seed, each model judged on wbcseg (never trained on) overall and per cell type (model/results/shipped-recipe-seeds.json; trained models are cached in $(MODEL_WORK)/seeds)
+	@mkdir -p $(MODEL_WORK)/seeds model/results
+	set -e; for s in $(SEEDS); do m=$(MODEL_WORK)/seeds/s$$s/detect-s$$s.json; \
+	  [ -f $$m ] || nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite.json --name detect-s$$s --seed $$s \
+	    --work $(MODEL_WORK) --out $(MODEL_WORK)/seeds/s$$s --samples "" --python $(PYTHON) >$(MODEL_WORK)/seeds/s$$s.log; \
+	  w="--data $(D)/wbcseg/images --labels $(D)/wbcseg/labels.csv --label-column celltype --json"; \
+	  $(BIN)/allscreen eval --model $$m $$w --map '*=normal' --out $(MODEL_WORK)/seeds/s$$s-wbcseg.json >/dev/null; \
+	  for t in $(WBCSEG_TYPES); do \
+	    $(BIN)/allscreen eval --model $$m $$w --map "$$t=normal,*=" --out $(MODEL_WORK)/seeds/s$$s-wbcseg-$$t.json >/dev/null; done; done
+	$(PYTHON) model/train/seeds.py $(MODEL_WORK)/seeds model/shipped/detect.json model/results/shipped-recipe-seeds.json
 
 model-fixtures: ## rewrite the tiny test model and its parity fixture (synthetic)
 	$(PYTHON) model/train/fixtures.py model/testdata
@@ -36,7 +49,7 @@ report-model: ## regenerate docs/classifier.md's figures and tables and the READ
 	$(PYTHON) model/train/report.py
 
 model-bench: ## Go inference per crop at batch 1 and 16, both architectures, with PyTorch eager on the same inputs (model/results/bench.txt)
-	$(GO) test -run '^$$' -bench 'Classify|Forward' -benchtime 20x -count 3 ./model/ | tee model/results/bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench 'Classify|Forward' -benchtime 20x -count 3 ./model/ | tee model/results/bench.txt
 
 D := $(ALLSCREEN_DATA)
 model-shortcuts: build ## what image size, file size or background colour alone predicts (model/results/shortcut-*.json)
