@@ -31,6 +31,26 @@ const (
 	FrameCrop = "crop"
 )
 
+// Colour modes of InputSpec.
+const (
+	// ColourAsIs feeds the cell's colours as the camera saw them.
+	ColourAsIs = ""
+	// ColourLabStandard maps the colours of the cell's own pixels, in CIE
+	// Lab, to a fixed mean and spread per channel (Reinhard et al. 2001):
+	// a laboratory's stain strength and hue and its camera's white balance
+	// move every colour of a cell alike, and this takes that move out while
+	// the pattern inside the cell (chromatin, nucleoli, the nucleus against
+	// the cytoplasm) stays. Measured per site, the cells' mean b* differs
+	// by up to 56 levels between the four laboratories here.
+	ColourLabStandard = "cell-lab-standard"
+)
+
+// labStandard is the target of ColourLabStandard in OpenCV's 8-bit Lab
+// (L scaled to 0..255, a and b offset by 128): about the average over
+// the cells of the four training and test sites (ALL-IDB, PBC,
+// bll-stages, wbcseg).
+var labStandard = struct{ mean, sd [3]float64 }{mean: [3]float64{110, 162, 96}, sd: [3]float64{35, 13, 16}}
+
 // InputSpec says how a white-cell crop becomes the model's input. It is
 // part of the manifest, so a model file says how it must be fed.
 type InputSpec struct {
@@ -42,6 +62,8 @@ type InputSpec struct {
 	Margin       float64 `json:"margin"`        // FrameCell: square side / cell's larger side
 	// Background is the neutral fill outside the cell (R, G, B).
 	Background [3]uint8 `json:"background_rgb"`
+	// Colour is ColourAsIs (omitted) or ColourLabStandard.
+	Colour string `json:"colour,omitempty"`
 }
 
 // DefaultInputSpec is the compact model's input. 64x64 keeps the cell
@@ -74,6 +96,8 @@ func (s InputSpec) Check() error {
 		return fmt.Errorf("framing %q (want %q or %q)", s.Framing, FrameCell, FrameCrop)
 	case s.Framing == FrameCell && !(s.Margin >= 1 && s.Margin <= 4):
 		return fmt.Errorf("margin %v outside 1..4", s.Margin)
+	case s.Colour != ColourAsIs && s.Colour != ColourLabStandard:
+		return fmt.Errorf("colour %q (want %q or none)", s.Colour, ColourLabStandard)
 	}
 	return nil
 }
@@ -153,6 +177,11 @@ func PrepareInput(crop gocv.Mat, spec InputSpec) (Input, error) {
 			}
 		}
 	}
+	if spec.Colour == ColourLabStandard {
+		if err := standardiseLab(pix, alpha, side, frame.Dy()); err != nil {
+			return Input{}, fmt.Errorf("prepare input: %w", err)
+		}
+	}
 	if cell != nil && spec.Masking == MaskCell {
 		bg := [3]uint8{spec.Background[2], spec.Background[1], spec.Background[0]} // BGR
 		for i, a := range alpha {
@@ -172,6 +201,70 @@ func PrepareInput(crop gocv.Mat, spec InputSpec) (Input, error) {
 	}
 	defer am.Close()
 	return Input{Image: img, Cell: am.ToBytes(), Fallback: fallback}, nil
+}
+
+// standardiseLab rewrites, in place, the w x h BGR pixels where alpha is
+// set so that their CIE Lab mean and standard deviation per channel are
+// labStandard's (ColourLabStandard). Pixels outside the cell are left.
+func standardiseLab(pix, alpha []uint8, w, h int) error {
+	if len(pix) != 3*w*h || len(alpha) < w*h {
+		return fmt.Errorf("standardise colours: %d bytes for %dx%d", len(pix), w, h)
+	}
+	src, err := vision.NewMatCopy(h, w, gocv.MatTypeCV8UC3, pix)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	lab := gocv.NewMat()
+	defer lab.Close()
+	gocv.CvtColor(src, &lab, gocv.ColorBGRToLab)
+	lp := lab.ToBytes()
+	var sum, sq [3]float64
+	n := 0
+	for i := 0; i < w*h; i++ {
+		if alpha[i] == 0 {
+			continue
+		}
+		n++
+		for c := 0; c < 3; c++ {
+			v := float64(lp[3*i+c])
+			sum[c] += v
+			sq[c] += v * v
+		}
+	}
+	if n < 2 {
+		return nil // nothing to measure: leave the colours
+	}
+	var gain, off [3]float64
+	for c := 0; c < 3; c++ {
+		mean := sum[c] / float64(n)
+		sd := math.Sqrt(max(sq[c]/float64(n)-mean*mean, 0))
+		gain[c] = labStandard.sd[c] / max(sd, 1) // a flat channel is shifted, not blown up
+		off[c] = labStandard.mean[c] - gain[c]*mean
+	}
+	for i := 0; i < w*h; i++ {
+		if alpha[i] == 0 {
+			continue
+		}
+		for c := 0; c < 3; c++ {
+			lp[3*i+c] = uint8(math.Round(min(max(gain[c]*float64(lp[3*i+c])+off[c], 0), 255)))
+		}
+	}
+	std, err := vision.NewMatCopy(h, w, gocv.MatTypeCV8UC3, lp)
+	if err != nil {
+		return err
+	}
+	defer std.Close()
+	bgr := gocv.NewMat()
+	defer bgr.Close()
+	gocv.CvtColor(std, &bgr, gocv.ColorLabToBGR)
+	out := bgr.ToBytes()
+	for i := 0; i < w*h; i++ {
+		if alpha[i] != 0 {
+			copy(pix[3*i:3*i+3], out[3*i:3*i+3])
+		}
+	}
+	return nil
 }
 
 // framedPixels copies the frame out of the crop as BGR bytes; parts of the

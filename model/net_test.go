@@ -458,3 +458,80 @@ func blastProbs(preds []Prediction) []float32 {
 	}
 	return out
 }
+
+// TestPrepareInputLabStandard: with ColourLabStandard the cell's Lab
+// colours have the standard mean and spread, and the same cell under
+// another stain (every colour moved alike) gives nearly the same input.
+func TestPrepareInputLabStandard(t *testing.T) {
+	draw := func(bg, cyto, nuc color.RGBA) gocv.Mat {
+		m := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(float64(bg.B), float64(bg.G), float64(bg.R), 0), 120, 120, gocv.MatTypeCV8UC3)
+		gocv.Circle(&m, image.Pt(60, 60), 26, cyto, -1)
+		gocv.Circle(&m, image.Pt(60, 60), 20, nuc, -1)
+		return m
+	}
+	a := draw(color.RGBA{R: 235, G: 215, B: 225}, color.RGBA{R: 200, G: 170, B: 215}, color.RGBA{R: 95, G: 40, B: 140})
+	defer a.Close()
+	// another laboratory: paler, bluer stain
+	b := draw(color.RGBA{R: 215, G: 220, B: 235}, color.RGBA{R: 175, G: 180, B: 225}, color.RGBA{R: 70, G: 60, B: 160})
+	defer b.Close()
+	diff := func(spec InputSpec) float64 {
+		ia, err := PrepareInput(a, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ia.Close()
+		ib, err := PrepareInput(b, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ib.Close()
+		pa, pb := ia.Image.ToBytes(), ib.Image.ToBytes()
+		s, n := 0.0, 0
+		for i := range ia.Cell {
+			if ia.Cell[i] == 255 && ib.Cell[i] == 255 {
+				for c := 0; c < 3; c++ {
+					s += math.Abs(float64(pa[3*i+c]) - float64(pb[3*i+c]))
+				}
+				n += 3
+			}
+		}
+		if n == 0 {
+			t.Fatal("the two cells share no pixel")
+		}
+		if spec.Colour == ColourLabStandard {
+			lab := gocv.NewMat()
+			defer lab.Close()
+			gocv.CvtColor(ia.Image, &lab, gocv.ColorBGRToLab)
+			lp := lab.ToBytes()
+			var sum [3]float64
+			k := 0
+			for i, v := range ia.Cell {
+				if v == 255 {
+					k++
+					for c := 0; c < 3; c++ {
+						sum[c] += float64(lp[3*i+c])
+					}
+				}
+			}
+			for c := 0; c < 3; c++ {
+				if m := sum[c] / float64(k); math.Abs(m-labStandard.mean[c]) > 6 {
+					t.Errorf("Lab channel %d: cell mean %.1f, want about %.0f", c, m, labStandard.mean[c])
+				}
+			}
+		}
+		return s / float64(n)
+	}
+	plain := DefaultInputSpec
+	std := DefaultInputSpec
+	std.Colour = ColourLabStandard
+	dPlain, dStd := diff(plain), diff(std)
+	t.Logf("mean absolute difference of the two stains' inputs: as is %.1f, standardised %.1f", dPlain, dStd)
+	if dStd > dPlain/3 {
+		t.Fatalf("standardising left %.1f of %.1f levels of stain difference", dStd, dPlain)
+	}
+	bad := DefaultInputSpec
+	bad.Colour = "sepia"
+	if _, err := PrepareInput(a, bad); err == nil {
+		t.Fatal("accepted an unknown colour mode")
+	}
+}
