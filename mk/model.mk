@@ -23,18 +23,16 @@ model: build ## retrain the shipped models (model/shipped/) from ../shared/data,
 	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite.json --name detect --work $(MODEL_WORK) --python $(PYTHON)
 	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/subtype-bll-stages.json --name subtype --work $(MODEL_WORK) --python $(PYTHON)
 
-SEEDS ?= 1 2 3 4 5
-WBCSEG_TYPES ?= neutrophil lymphocyte monocyte eosinophil basophil
-model-seeds: build ## the shipped detection recipe trained on all its data once per seed, each model judged on wbcseg (never trained on) overall and per cell type (model/results/shipped-recipe-seeds.json; trained models are cached in $(MODEL_WORK)/seeds)
-	@mkdir -p $(MODEL_WORK)/seeds model/results
-	set -e; for s in $(SEEDS); do m=$(MODEL_WORK)/seeds/s$$s/detect-s$$s.json; \
-	  [ -f $$m ] || nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite.json --name detect-s$$s --seed $$s \
-	    --work $(MODEL_WORK) --out $(MODEL_WORK)/seeds/s$$s --samples "" --python $(PYTHON) >$(MODEL_WORK)/seeds/s$$s.log; \
-	  w="--data $(D)/wbcseg/images --labels $(D)/wbcseg/labels.csv --label-column celltype --json"; \
-	  $(BIN)/allscreen eval --model $$m $$w --map '*=normal' --out $(MODEL_WORK)/seeds/s$$s-wbcseg.json >/dev/null; \
-	  for t in $(WBCSEG_TYPES); do \
-	    $(BIN)/allscreen eval --model $$m $$w --map "$$t=normal,*=" --out $(MODEL_WORK)/seeds/s$$s-wbcseg-$$t.json >/dev/null; done; done
-	$(PYTHON) model/train/seeds.py $(MODEL_WORK)/seeds model/shipped/detect.json model/results/shipped-recipe-seeds.json
+# Recipes trained on all their data once per seed (no fold held out), each model judged on a site it
+# never trained on: EXPERIMENT:SITE. The two "nopbc" recipes hold PBC out to choose the input colour
+# mode on it, so that wbcseg stays a test.
+SEED_RUNS ?= model/experiments/allidb2-compact-multisite.json:wbcseg \
+	model/experiments/allidb2-compact-multisite-labstd.json:wbcseg \
+	model/experiments/seeds/nopbc.json:pbc-lymphocytes \
+	model/experiments/seeds/nopbc-labstd.json:pbc-lymphocytes
+model-seeds: build ## recipes trained on all their data with seeds 1-5, judged on a site never trained on (model/results/seeds-*.json; models cached in $(MODEL_WORK)/seeds)
+	set -e; for r in $(SEED_RUNS); do \
+	  BIN=$(BIN) MODEL_WORK=$(MODEL_WORK) PYTHON=$(PYTHON) ALLSCREEN_DATA=$(D) model/train/seeds.sh $${r%%:*} $${r##*:}; done
 
 model-fixtures: ## rewrite the tiny test model and its parity fixture (synthetic)
 	$(PYTHON) model/train/fixtures.py model/testdata

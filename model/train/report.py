@@ -6,6 +6,7 @@ shortcut --json` and `make model-bench`) and the shipped manifests model/shipped
 docs/figures/model-*.png, the generated part of docs/classifier.md (between its BEGIN/END markers) and the
 README's "## Classifier (model)" section. Every number in those places comes from these files.
 """
+import glob
 import json
 import os
 import re
@@ -192,11 +193,14 @@ def main():
             ok = len(specs) >= 5 and min(specs) >= 0.95
             trows.append([f"specificity >= 0.95 on wbcseg's normal cells in every one of 5 seeds, {what}",
                           f"{len(specs)} seeds: {', '.join(f'{x:.3f}' for x in specs)}", "met" if ok else f"missed: worst seed {min(specs):.3f}"])
-    seeds = load("shipped-recipe-seeds")
-    if seeds:
-        specs = seeds["specificity"]["values"]
+    seed_runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(RES, "seeds-*.json")))]
+    for sr in seed_runs:
+        if sr["site"] != "wbcseg":
+            continue
+        specs = sr["specificity"]["values"]
         ok = len(specs) >= 5 and min(specs) >= 0.95
-        trows.append(["specificity >= 0.95 on wbcseg's normal cells in every one of 5 seeds, shipped recipe trained on all its data (the shipped model's own training)",
+        trows.append([f"specificity >= 0.95 on wbcseg's normal cells in every one of 5 seeds, `{sr['experiment']}` trained on all its data"
+                      + (" (the shipped model's recipe)" if any(x["same_onnx_as_shipped"] for x in sr["seeds"]) else ""),
                       f"{len(specs)} seeds: {', '.join(f'{x:.3f}' for x in specs)}", "met" if ok else f"missed: worst seed {min(specs):.3f}"])
     detm = os.path.join(SHIP, "detect.json")
     if os.path.exists(detm):
@@ -301,29 +305,38 @@ def main():
         fig.savefig(p, dpi=110); plt.close(fig)
         figs.append((p, "Specificity on normal white cells from laboratories never trained on, one dot per training seed (dashed: the 0.95 target)"))
 
-    # ---- the shipped recipe over seeds, on wbcseg
-    if seeds:
-        types = sorted({t for x in seeds["seeds"] for t in x["wbcseg"]["per_type"]},
-                       key=lambda t: -seeds["seeds"][0]["wbcseg"]["per_type"].get(t, {}).get("n", 0))
+    # ---- recipes over seeds, trained on all their data, on a site never trained on
+    if seed_runs:
         rows = []
-        for x in seeds["seeds"]:
-            w = x["wbcseg"]
-            rows.append([x["seed"] if not x["same_onnx_as_shipped"] else f"{x['seed']} (the shipped model, retrained bit for bit)",
-                         f"{w['specificity']:.3f} ({ci(w['specificity_ci'])})", f"{w['uncertain'] / w['n']:.3f}",
-                         f3(x.get("validation_cell_sensitivity")), x.get("epoch_kept", "-")] +
-                        [f3(w["per_type"][t]["specificity"]) if t in w["per_type"] else "-" for t in types])
-        n0 = seeds["seeds"][0]["wbcseg"]["per_type"]
-        t = ("### The shipped recipe over seeds, on a laboratory never trained on\n\n"
-             "The shipped detection model is trained on all of its training data (no cross-validation fold held out). "
-             "The same recipe trained once per seed, each model judged on all of wbcseg's normal white cells "
-             "(`make model-seeds`, with segmentation `" + seeds["segmentation_version"] + "`). A cell counts as called blast when its "
-             "blast probability reaches the manifest's threshold, whether or not the model also flags it uncertain. "
-             "Specificity with its Wilson 95% CI, then per cell type (cells: " +
-             ", ".join(f"{t} {n0[t]['n']}" for t in types if t in n0) + "). "
-             "A model that called every cell normal would score 1.000 here, so each row also gives the model's blast sensitivity "
-             "on its own validation cells (individually labelled cells of the held-out groups; not a test figure) and the epoch "
-             "early stopping kept.\n\n" +
-             table(["seed", "specificity (95% CI)", "flagged uncertain", "validation blast sensitivity", "epoch kept"] + types, rows))
+        for sr in seed_runs:
+            specs = sr["specificity"]["values"]
+            sens = [x["validation_cell_sensitivity"] for x in sr["seeds"] if x.get("validation_cell_sensitivity") is not None]
+            rows.append([f"`{sr['experiment']}`" + (" (shipped)" if any(x["same_onnx_as_shipped"] for x in sr["seeds"]) else ""),
+                         sr["input"].get("colour") or "as is", sr["site"], sr["seeds"][0]["site"]["n"],
+                         ", ".join(f"{x:.3f}" for x in specs), f"{min(specs):.3f}", f"{sum(specs) / len(specs):.3f}",
+                         f"{sum(sens) / len(sens):.3f}" if sens else "-"])
+        t = ("### Recipes over seeds, on a laboratory never trained on\n\n"
+             "Each recipe trained on all of its training data (no cross-validation fold held out, as the shipped model is), once "
+             "per seed, and every model judged on every normal white cell of a site it never trained on (`make model-seeds`). "
+             "A cell counts as called blast when its blast probability reaches the model's threshold, whether or not the model "
+             "also flags it uncertain; the figure is the share not called blast (specificity). A model that called every cell "
+             "normal would score 1.000, so the last column gives the models' blast sensitivity on their own validation cells "
+             "(individually labelled cells of held-out groups: few, and not a test figure). The `nopbc` recipes leave PBC out "
+             "of training so that the input colour mode can be chosen on PBC, an unseen site, with wbcseg kept as the test.\n\n" +
+             table(["recipe", "input colour", "site", "cells", "specificity per seed", "worst", "mean", "validation blast sensitivity (mean)"], rows))
+        for sr in seed_runs:
+            if sr["site"] != "wbcseg":
+                continue
+            types = sorted({k for x in sr["seeds"] for k in x["site"]["per_type"]}, key=lambda k: -sr["seeds"][0]["site"]["per_type"].get(k, {}).get("n", 0))
+            n0 = sr["seeds"][0]["site"]["per_type"]
+            trs = [[x["seed"] if not x["same_onnx_as_shipped"] else f"{x['seed']} (the shipped model, retrained bit for bit)",
+                    f"{x['site']['specificity']:.3f} ({ci(x['site']['specificity_ci'])})", f"{x['site']['uncertain'] / x['site']['n']:.3f}",
+                    f3(x.get("validation_cell_sensitivity")), x.get("epoch_kept", "-")] +
+                   [f3(x["site"]["per_type"][k]["specificity"]) if k in x["site"]["per_type"] else "-" for k in types] for x in sr["seeds"]]
+            counts = ", ".join(f"{k} {n0[k]['n']}" for k in types if k in n0)
+            t += (f"\n\n`{sr['experiment']}` on wbcseg, per seed and cell type ({counts}), "
+                  f"segmentation `{sr['segmentation_version']}`:\n\n" +
+                  table(["seed", "specificity (95% CI)", "flagged uncertain", "validation blast sensitivity", "epoch kept"] + types, trs))
         md.append(t)
         readme.append(t.replace("### ", "#### "))
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Collect `make model-seeds`: the shipped detection recipe trained on all its data with several seeds,
-each model judged by `allscreen eval --model` on a site it never saw (wbcseg), overall and per cell type.
+"""Collect model/train/seeds.sh (`make model-seeds`): a detection recipe trained on all its data with
+several seeds, each model judged by `allscreen eval --model` on a site it never saw, overall and per cell type.
 
-usage: seeds.py WORK_SEEDS_DIR SHIPPED_MANIFEST OUT_JSON
+usage: seeds.py DIR NAME SITE SHIPPED_MANIFEST OUT_JSON
 
-WORK_SEEDS_DIR holds s<seed>/detect-s<seed>.json (the manifest `allscreen train` installed) and
-s<seed>-wbcseg[-<celltype>].json (the eval reports). Nothing here is measured in Python: it only reads the
+DIR holds s<seed>/<NAME>-s<seed>.json (the manifest `allscreen train` installed) and
+s<seed>-<SITE>[-<celltype>].json (the eval reports). Nothing here is measured in Python: it only reads the
 Go evaluation's JSON and puts the seeds side by side.
 """
 import glob
@@ -16,23 +16,23 @@ import sys
 
 
 def main():
-    work, shipped, out = sys.argv[1:4]
+    work, name, site, shipped, out = sys.argv[1:6]
     ship = json.load(open(shipped))
     seeds = []
     for d in sorted(glob.glob(os.path.join(work, "s*")), key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0)):
         if not os.path.isdir(d):
             continue
         s = int(os.path.basename(d)[1:])
-        man = os.path.join(d, f"detect-s{s}.json")
-        rep = os.path.join(work, f"s{s}-wbcseg.json")
+        man = os.path.join(d, f"{name}-s{s}.json")
+        rep = os.path.join(work, f"s{s}-{site}.json")
         if not (os.path.exists(man) and os.path.exists(rep)):
             continue
         m = json.load(open(man))
         r = json.load(open(rep))
         types = {}
-        for p in sorted(glob.glob(os.path.join(work, f"s{s}-wbcseg-*.json"))):
+        for p in sorted(glob.glob(os.path.join(work, f"s{s}-{site}-*.json"))):
             t = json.load(open(p))
-            types[os.path.basename(p)[len(f"s{s}-wbcseg-"):-5]] = {
+            types[os.path.basename(p)[len(f"s{s}-{site}-"):-5]] = {
                 "n": t["n"], "specificity": t["specificity"], "specificity_ci": t["specificity_ci"], "uncertain": t["uncertain"]}
         seeds.append({
             "seed": s,
@@ -45,17 +45,21 @@ def main():
             # perfect wbcseg specificity, so its sensitivity stands beside it
             "validation_cell_sensitivity": m["operating_point"].get("cell_sensitivity"),
             "validation_cell_false_positive_rate": m["operating_point"].get("cell_false_positive_rate"),
-            "wbcseg": {"n": r["n"], "specificity": r["specificity"], "specificity_ci": r["specificity_ci"],
+            "site": {"n": r["n"], "specificity": r["specificity"], "specificity_ci": r["specificity_ci"],
                        "uncertain": r["uncertain"], "per_type": types},
         })
     if not seeds:
         sys.exit(f"{work}: no seed results (run make model-seeds)")
-    specs = [x["wbcseg"]["specificity"] for x in seeds]
+    specs = [x["site"]["specificity"] for x in seeds]
+    m0 = json.load(open(os.path.join(work, f"s{seeds[0]['seed']}", f"{name}-s{seeds[0]['seed']}.json")))
     res = {
-        "title": "Shipped detection recipe, trained on all its training data, one model per seed, judged on wbcseg (never trained on)",
-        "recipe": ship["training"]["split"],
-        "segmentation_version": ship["segmentation_version"],
-        "measured_on": seeds[0]["wbcseg"]["n"] and f"wbcseg (Jiangxi Tecom): {seeds[0]['wbcseg']['n']} normal white cells, single-cell crops, through allscreen eval --model",
+        "experiment": name,
+        "title": f"{name}, trained on all its training data, one model per seed, judged on {site} (never trained on)",
+        "recipe": m0["training"]["split"],
+        "input": m0["input"],
+        "segmentation_version": m0["segmentation_version"],
+        "site": site,
+        "measured_on": f"{site}: {seeds[0]['site']['n']} normal white cells, single-cell crops, through allscreen eval --model",
         "rule": "a cell counts as called blast when its blast probability reaches the manifest's blast_threshold; cells the model flags uncertain are counted by that rule too",
         "seeds": seeds,
         "specificity": {"values": specs, "mean": sum(specs) / len(specs), "min": min(specs), "max": max(specs)},
@@ -63,7 +67,7 @@ def main():
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")
-    print(f"{out}: wbcseg specificity per seed {', '.join(f'{x:.3f}' for x in specs)}")
+    print(f"{out}: {site} specificity per seed {', '.join(f'{x:.3f}' for x in specs)}")
 
 
 if __name__ == "__main__":
