@@ -210,15 +210,10 @@ func standardiseLab(pix, alpha []uint8, w, h int) error {
 	if len(pix) != 3*w*h || len(alpha) < w*h {
 		return fmt.Errorf("standardise colours: %d bytes for %dx%d", len(pix), w, h)
 	}
-	src, err := vision.NewMatCopy(h, w, gocv.MatTypeCV8UC3, pix)
+	lp, err := convertColour(pix, w, h, gocv.ColorBGRToLab)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	lab := gocv.NewMat()
-	defer lab.Close()
-	gocv.CvtColor(src, &lab, gocv.ColorBGRToLab)
-	lp := lab.ToBytes()
 	var sum, sq [3]float64
 	n := 0
 	for i := 0; i < w*h; i++ {
@@ -250,21 +245,30 @@ func standardiseLab(pix, alpha []uint8, w, h int) error {
 			lp[3*i+c] = uint8(math.Round(min(max(gain[c]*float64(lp[3*i+c])+off[c], 0), 255)))
 		}
 	}
-	std, err := vision.NewMatCopy(h, w, gocv.MatTypeCV8UC3, lp)
+	out, err := convertColour(lp, w, h, gocv.ColorLabToBGR)
 	if err != nil {
 		return err
 	}
-	defer std.Close()
-	bgr := gocv.NewMat()
-	defer bgr.Close()
-	gocv.CvtColor(std, &bgr, gocv.ColorLabToBGR)
-	out := bgr.ToBytes()
 	for i := 0; i < w*h; i++ {
 		if alpha[i] != 0 {
 			copy(pix[3*i:3*i+3], out[3*i:3*i+3])
 		}
 	}
 	return nil
+}
+
+// convertColour converts w x h 3-channel 8-bit pixels with OpenCV's
+// cvtColor and returns the converted bytes.
+func convertColour(pix []uint8, w, h int, code gocv.ColorConversionCode) ([]uint8, error) {
+	src, err := vision.NewMatCopy(h, w, gocv.MatTypeCV8UC3, pix)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	dst := gocv.NewMat()
+	defer dst.Close()
+	gocv.CvtColor(src, &dst, code)
+	return dst.ToBytes(), nil
 }
 
 // framedPixels copies the frame out of the crop as BGR bytes; parts of the
