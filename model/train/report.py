@@ -181,18 +181,18 @@ def main():
     for r, what in ((ms, "shipped recipe (multi-site)"), (single, "ALL-IDB2 only")):
         if r:
             a = r["across_seeds"]["accuracy"]
-            trows.append([f"grouped-CV accuracy on ALL-IDB2 >= 0.97, compact, {what}", f"{a['mean']:.3f} mean over {len(a['values'])} seeds ({a['min']:.3f}-{a['max']:.3f})",
+            trows.append([f"grouped-CV accuracy on ALL-IDB2 >= 0.97, compact, {seg_desc(what, r)}", f"{a['mean']:.3f} mean over {len(a['values'])} seeds ({a['min']:.3f}-{a['max']:.3f})",
                           "met" if a["mean"] >= 0.97 else f"missed by {0.97 - a['mean']:.3f}"])
     for r, what in ((ms, "shipped recipe"), (single, "ALL-IDB2 only")):
         if r and r["across_seeds"].get("field_accuracy"):
             a = r["across_seeds"]["field_accuracy"]
-            trows.append([f"field-level accuracy on ALL-IDB1 >= 0.95, {what}", f"{a['mean']:.3f} mean over {len(a['values'])} seeds ({a['min']:.3f}-{a['max']:.3f})",
+            trows.append([f"field-level accuracy on ALL-IDB1 >= 0.95, {seg_desc(what, r)}", f"{a['mean']:.3f} mean over {len(a['values'])} seeds ({a['min']:.3f}-{a['max']:.3f})",
                           "met" if a["mean"] >= 0.95 else f"missed by {0.95 - a['mean']:.3f}"])
     for r, what in ((ms, "shipped recipe"), (single, "ALL-IDB2 only")):
         if r and r["seeds"] and "wbcseg" in (r["seeds"][0].get("cross_site") or {}):
             specs = [s_["cross_site"]["wbcseg"]["pooled"]["specificity"] for s_ in r["seeds"]]
             ok = len(specs) >= 5 and min(specs) >= 0.95
-            trows.append([f"specificity >= 0.95 on wbcseg's normal cells in every one of 5 seeds, {what}, cross-validation fold models pooled",
+            trows.append([f"specificity >= 0.95 on wbcseg's normal cells in every one of 5 seeds, {seg_desc(what, r)}, cross-validation fold models pooled",
                           f"{len(specs)} seeds: {', '.join(f'{x:.3f}' for x in specs)}", "met" if ok else f"missed: worst seed {min(specs):.3f}"])
     seed_runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(RES, "seeds-*.json")))]
     for sr in seed_runs:
