@@ -43,7 +43,6 @@ const FrameJPEGQuality = 92
 const (
 	CropStoreSide      = 256
 	CropPNGCompression = 1
-	cropPNGStrategy    = 2 // Z_HUFFMAN_ONLY (OpenCV's IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY)
 )
 
 func encodeCrop(crop gocv.Mat) ([]byte, error) {
@@ -55,7 +54,7 @@ func encodeCrop(crop gocv.Mat) ([]byte, error) {
 		crop = small
 	}
 	return gocv.IMEncodeWithParams(gocv.PNGFileExt, crop, []int{gocv.IMWritePngCompression, CropPNGCompression,
-		gocv.IMWritePngStrategy, cropPNGStrategy})
+		gocv.IMWritePngStrategy, gocv.IMWritePngStrategyHuffmanOnly})
 }
 
 // Analyzer runs the pipeline for one field: quality gate, white cells,

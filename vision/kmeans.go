@@ -211,9 +211,12 @@ func newPixelSet(img gocv.Mat, space Space, samplePixels int, valid []bool) (*pi
 	return ps, nil
 }
 
+// maxK is the most clusters a k-means run may ask for.
+const maxK = 16
+
 func (ps *pixelSet) cluster(k int, seed uint64, attempts int, converge bool) (*Clusters, error) {
-	if k < 2 || k > 16 {
-		return nil, fmt.Errorf("k-means: k=%d, want 2..16", k)
+	if k < 2 || k > maxK {
+		return nil, fmt.Errorf("k-means: k=%d, want 2..%d", k, maxK)
 	}
 	if len(ps.weights) < k {
 		return nil, fmt.Errorf("k-means: the image has %d distinct colours, too few for k=%d", len(ps.weights), k)
@@ -494,15 +497,13 @@ func assignNearest(pix, bgr []byte, centers [][3]float32, counts []int, valid []
 		parts = min(runtime.GOMAXPROCS(0), 8)
 	}
 	type tally struct {
-		counts [16]int
-		sums   [16][3]int64
+		counts [maxK]int
+		sums   [maxK][3]int64
 	}
 	tallies := make([]tally, parts)
 	var wg sync.WaitGroup
 	for part := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			t := &tallies[part]
 			for p := part * n / parts; p < (part+1)*n/parts; p++ {
 				if valid != nil && !valid[p] {
@@ -525,7 +526,7 @@ func assignNearest(pix, bgr []byte, centers [][3]float32, counts []int, valid []
 				s[1] += int64(bgr[3*p+1])
 				s[2] += int64(bgr[3*p+2])
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	means := make([][3]float32, k)

@@ -198,14 +198,6 @@ func TestAnalyzeExitStatus(t *testing.T) {
 	if err := os.WriteFile(good, encode(t, smearImage(), "png"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
-	stdout, stderr := os.Stdout, os.Stderr
-	os.Stdout, os.Stderr = devnull, devnull
-	defer func() { os.Stdout, os.Stderr = stdout, stderr }()
 	for _, c := range []struct {
 		args []string
 		want int
@@ -215,10 +207,8 @@ func TestAnalyzeExitStatus(t *testing.T) {
 		{[]string{"analyze", dir}, 1},
 		{[]string{"analyze"}, 2},
 	} {
-		if got := run(c.args); got != c.want {
-			os.Stderr = stderr
+		if got, _ := runCaptured(t, c.args...); got != c.want {
 			t.Errorf("allscreen %v: exit %d, want %d", c.args, got, c.want)
-			os.Stderr = devnull
 		}
 	}
 }
