@@ -50,6 +50,9 @@ model-bench: ## Go inference per crop at batch 1 and 16, both architectures, wit
 	set -o pipefail; $(GO) test -run '^$$' -bench 'Classify|Forward' -benchtime 20x -count 3 ./model/ | tee model/results/bench.txt
 
 D := $(ALLSCREEN_DATA)
+# asis_prep NAME: the newest prepared 64x64 masked inputs of NAME with the colours as the camera saw them
+# (a colour-standardised preparation says "colour" in its spec.json)
+asis_prep = for p in $$(ls -td $(MODEL_WORK)/prep/$(1)-64-cell-*); do grep -q '"colour"' $$p/spec.json || { echo $$p; break; }; done
 model-shortcuts: build ## what image size, file size or background colour alone predicts (model/results/shortcut-*.json)
 	@mkdir -p model/results
 	$(BIN)/allscreen shortcut --json --data $(D)/allidb2/images --labels $(D)/allidb2/labels.csv --features border-bstar,border-rgb,bytes,size > model/results/shortcut-allidb2.json
@@ -58,5 +61,5 @@ model-shortcuts: build ## what image size, file size or background colour alone 
 	$(BIN)/allscreen shortcut --json --data $(D)/bll-stages --group-blocks 20 --features border-rgb,border-bstar,bytes > model/results/shortcut-bll-stages.json
 	$(BIN)/allscreen shortcut --json --data $(D)/bll-stages --group-blocks 20 --features border-rgb,border-bstar --only early-pre-b,pre-b,pro-b > model/results/shortcut-bll-stages-blasts.json
 	@# the segmented cell's own mean colour, on the inputs the experiments prepared (run model-eval first)
-	p=$$(ls -td $(MODEL_WORK)/prep/bll-stages-64-cell-* | head -1) && $(BIN)/allscreen shortcut --json --prepared --data $$p --group-blocks 20 --features cell-rgb --only early-pre-b,pre-b,pro-b > model/results/shortcut-bll-stages-cells.json
-	p=$$(ls -td $(MODEL_WORK)/prep/allidb2-64-cell-* | head -1) && $(BIN)/allscreen shortcut --json --prepared --data $$p --features cell-rgb > model/results/shortcut-allidb2-cells.json
+	p=$$($(call asis_prep,bll-stages)) && $(BIN)/allscreen shortcut --json --prepared --data $$p --group-blocks 20 --features cell-rgb --only early-pre-b,pre-b,pro-b > model/results/shortcut-bll-stages-cells.json
+	p=$$($(call asis_prep,allidb2)) && $(BIN)/allscreen shortcut --json --prepared --data $$p --features cell-rgb > model/results/shortcut-allidb2-cells.json
