@@ -6,6 +6,7 @@ shortcut --json` and `make model-bench`) and the shipped manifests model/shipped
 docs/figures/model-*.png, the generated part of docs/classifier.md (between its BEGIN/END markers) and the
 README's "## Classifier (model)" section. Every number in those places comes from these files.
 """
+import functools
 import glob
 import json
 import os
@@ -34,6 +35,7 @@ DETECTION = [  # (result name, short description)
 ]
 
 
+@functools.cache
 def load(name):
     p = os.path.join(RES, name + ".json")
     if not os.path.exists(p):
@@ -42,11 +44,15 @@ def load(name):
         return json.load(f)
 
 
+def detection_versions():
+    """The cell segmentation versions the detection experiments' results were measured with."""
+    return sorted({x["segmentation_version"] for x in (load(n) for n, _ in DETECTION) if x})
+
+
 def seg_desc(desc, r):
     """A table row's model description with the cell segmentation its inputs were made with, when the
     experiments of the report were not all run with the same one."""
-    versions = {x["segmentation_version"] for x in (load(n) for n, _ in DETECTION) if x}
-    return f"{desc} (`{r['segmentation_version']}`)" if len(versions) > 1 else desc
+    return f"{desc} (`{r['segmentation_version']}`)" if len(detection_versions()) > 1 else desc
 
 
 def f3(x):
@@ -230,7 +236,7 @@ def main():
         rows.append([seg_desc(desc, r), r["protocol"], f"{r['accuracy']:.3f} ({ci(r['accuracy_ci'])}; fields {ci(gb)})", spread(a.get("accuracy")),
                      spread(a.get("sensitivity")), spread(a.get("specificity")), spread(a.get("uncertain_share")), spread(a.get("confident_accuracy"))])
         confusion_png(r, f"{name}, seed {r['seed']}, pooled over folds", os.path.join(FIG, f"model-confusion-{name}.png"))
-    versions = sorted({r["segmentation_version"] for r in (load(n) for n, _ in DETECTION) if r})
+    versions = detection_versions()
     vers = "cell segmentation " + ", ".join(f"`{v}`" for v in versions)
     det = ("### Detection on ALL-IDB2 (blast vs normal), grouped 5-fold cross-validation\n\n" +
            (f"Measured with {vers}. " if len(versions) == 1 else

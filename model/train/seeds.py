@@ -19,6 +19,7 @@ def main():
     work, name, site, shipped, out = sys.argv[1:6]
     ship = json.load(open(shipped))
     seeds = []
+    first = None  # the first seed's manifest: recipe, input and segmentation are the same for every seed
     for d in sorted(glob.glob(os.path.join(work, "s*")), key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0)):
         if not os.path.isdir(d):
             continue
@@ -28,6 +29,7 @@ def main():
         if not (os.path.exists(man) and os.path.exists(rep)):
             continue
         m = json.load(open(man))
+        first = first or m
         r = json.load(open(rep))
         types = {}
         for p in sorted(glob.glob(os.path.join(work, f"s{s}-{site}-*.json"))):
@@ -51,13 +53,12 @@ def main():
     if not seeds:
         sys.exit(f"{work}: no seed results (run make model-seeds)")
     specs = [x["site"]["specificity"] for x in seeds]
-    m0 = json.load(open(os.path.join(work, f"s{seeds[0]['seed']}", f"{name}-s{seeds[0]['seed']}.json")))
     res = {
         "experiment": name,
         "title": f"{name}, trained on all its training data, one model per seed, judged on {site} (never trained on)",
-        "recipe": m0["training"]["split"],
-        "input": m0["input"],
-        "segmentation_version": m0["segmentation_version"],
+        "recipe": first["training"]["split"],
+        "input": first["input"],
+        "segmentation_version": first["segmentation_version"],
         "site": site,
         "measured_on": f"{site}: {seeds[0]['site']['n']} normal white cells, single-cell crops, through allscreen eval --model",
         "rule": "a cell counts as called blast when its blast probability reaches the manifest's blast_threshold; cells the model flags uncertain are counted by that rule too",

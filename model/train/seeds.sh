@@ -22,16 +22,26 @@ pbc-lymphocytes) data=(--data "$ALLSCREEN_DATA/pbc-lymphocytes" --labels "$ALLSC
 	types=() ;;
 *) echo "seeds.sh: unknown site $site (wbcseg or pbc-lymphocytes)" >&2; exit 2 ;;
 esac
+# logged LOG CMD...: run CMD with its output in LOG; on failure show the log's end.
+logged() {
+	local log=$1
+	shift
+	if ! "$@" >"$log" 2>&1; then
+		echo "seeds.sh: failed: $*" >&2
+		tail -n 20 "$log" >&2
+		exit 1
+	fi
+}
 for s in "${seeds[@]}"; do
 	m=$dir/s$s/$name-s$s.json
 	if [ ! -f "$m" ]; then
 		echo "seeds.sh: training $name seed $s" >&2
-		nice -n 10 "$BIN/allscreen" train --experiment "$exp" --name "$name-s$s" --seed "$s" \
-			--work "$MODEL_WORK" --out "$dir/s$s" --samples "" --python "$PYTHON" >"$dir/s$s.log" 2>&1
+		logged "$dir/s$s.log" nice -n 10 "$BIN/allscreen" train --experiment "$exp" --name "$name-s$s" --seed "$s" \
+			--work "$MODEL_WORK" --out "$dir/s$s" --samples "" --python "$PYTHON"
 	fi
-	"$BIN/allscreen" eval --model "$m" "${data[@]}" --map '*=normal' --json --out "$dir/s$s-$site.json" >/dev/null 2>&1
+	logged "$dir/s$s-$site.log" "$BIN/allscreen" eval --model "$m" "${data[@]}" --map '*=normal' --json --out "$dir/s$s-$site.json"
 	for t in "${types[@]}"; do
-		"$BIN/allscreen" eval --model "$m" "${data[@]}" --map "$t=normal,*=" --json --out "$dir/s$s-$site-$t.json" >/dev/null 2>&1
+		logged "$dir/s$s-$site-$t.log" "$BIN/allscreen" eval --model "$m" "${data[@]}" --map "$t=normal,*=" --json --out "$dir/s$s-$site-$t.json"
 	done
 done
 "$PYTHON" model/train/seeds.py "$dir" "$name" "$site" model/shipped/detect.json "model/results/seeds-$name.json"

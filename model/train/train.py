@@ -529,15 +529,10 @@ def main():
     # operating point and OOD reference, on validation data (never test data)
     ptr, ftr = predict(net, xtr)
     pva, fva = predict(net, xva)
-    val_weak = np.concatenate([np.full(len(p), p.weak) for p in val_parts]) if protocol != "augment-then-split" and val_parts else np.zeros(len(yva), bool)
     if protocol != "augment-then-split":
-        part_tr = np.concatenate([np.full(len(p), i) for i, p in enumerate(train_parts)])
-        # a validation part is named after its training part ("<name>-val")
-        names = [p.name for p in train_parts]
-        part_va = np.concatenate([np.full(len(p), names.index(p.name[:-4]) if p.name.endswith("-val") and p.name[:-4] in names else -1)
-                                  for p in val_parts]) if val_parts else np.zeros(0, int)
+        part_tr, part_va, val_weak = part_indices(train_parts, val_parts)
     else:
-        part_tr, part_va = None, None
+        part_tr, part_va, val_weak = None, None, np.zeros(len(yva), bool)
     op = operating_point(classes, positive, pva.numpy(), yva, val_weak, ftr, ytr, fva, part_tr, part_va)
 
     # export
@@ -639,6 +634,20 @@ def write_parity(pcfg, exp, out_dir, name, order, ood):
         fh.write("\n")
 
 
+def part_indices(train_parts, val_parts):
+    """Per input, the index of its training set (site): for the training inputs, and for the validation inputs
+    through their part's name ("<name>-val"; -1 when it names no training set); and per validation input
+    whether its label is weak (a field's label on its cells)."""
+    names = [p.name for p in train_parts]
+    part_tr = np.concatenate([np.full(len(p), i) for i, p in enumerate(train_parts)])
+    if not val_parts:
+        return part_tr, np.zeros(0, int), np.zeros(0, bool)
+    part_va = np.concatenate([np.full(len(p), names.index(p.name[:-4]) if p.name.endswith("-val") and p.name[:-4] in names else -1)
+                              for p in val_parts])
+    val_weak = np.concatenate([np.full(len(p), p.weak) for p in val_parts])
+    return part_tr, part_va, val_weak
+
+
 def operating_point(classes, positive, pva, yva, val_weak, ftr, ytr, fva, part_train=None, part_val=None):
     """The manifest's operating_point from validation outputs: the detection threshold, the uncertainty band and
     the false-positive rate on individually labelled validation cells (weakly labelled field cells only when
@@ -691,11 +700,7 @@ def recalibrate(cfg_path, manifest_path):
     pva, fva = run(val_parts)
     ytr = np.concatenate([p.y for p in train_parts])
     yva = np.concatenate([p.y for p in val_parts]) if val_parts else np.zeros(0, np.int64)
-    val_weak = np.concatenate([np.full(len(p), p.weak) for p in val_parts]) if val_parts else np.zeros(0, bool)
-    names = [p.name for p in train_parts]
-    part_tr = np.concatenate([np.full(len(p), i) for i, p in enumerate(train_parts)])
-    part_va = np.concatenate([np.full(len(p), names.index(p.name[:-4]) if p.name.endswith("-val") and p.name[:-4] in names else -1)
-                              for p in val_parts]) if val_parts else np.zeros(0, int)
+    part_tr, part_va, val_weak = part_indices(train_parts, val_parts)
     m["operating_point"] = operating_point(classes, cfg.get("positive"), pva, yva, val_weak, ftr, ytr, fva, part_tr, part_va)
     m["operating_point"]["recalibrated"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with open(manifest_path, "w") as f:
