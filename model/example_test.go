@@ -35,6 +35,6 @@ func Example() {
 // A damaged model is refused with a reason a person can act on.
 func ExampleLoad_missing() {
 	_, err := model.Load("testdata/no-such-model.json")
-	fmt.Println(err != nil)
-	// Output: true
+	fmt.Println(err)
+	// Output: model testdata/no-such-model.json: cannot read the manifest (stat testdata/no-such-model.json: no such file or directory); reinstall the model: model unusable
 }
