@@ -243,9 +243,12 @@ func (r *Runner) runSeed(e *Experiment, seed int, cv, fieldEval *Prepared, extra
 			// less a validation share of each set's groups
 			// inputs without a trusted cell outline are not examples of a
 			// cell (the device marks them uncertain); they are still tested
-			usable := func(p *Prepared, row IndexRow) bool { return !row.Fallback && (p != cv || folds[row.Group] != f) }
-			cfg.Train, cfg.Val = r.splitTraining(append([]*Prepared{cv}, extra...), e.Labels, usable, e.ValFraction, seed)
-			if err := checkDisjoint(cv, cfg.Train, cfg.Val, folds, f); err != nil {
+			sets := append([]*Prepared{cv}, extra...)
+			usable := func(p *Prepared, row IndexRow) bool {
+				return !row.Fallback && !(foldBound(p, cv) && isTest(folds, row.Group, f))
+			}
+			cfg.Train, cfg.Val = r.splitTraining(sets, e.Labels, usable, e.ValFraction, seed)
+			if err := checkDisjoint(sets, cfg.Train, cfg.Val, folds, f); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -641,34 +644,54 @@ func writePredictions(path string, preds []Predicted, labels []string) error {
 	return writeFileAtomic(path, []byte(b.String()))
 }
 
+// foldBound: p's groups are the CV set's, so a fold's test groups must not
+// train from it.
+func foldBound(p, cv *Prepared) bool { return p == cv || p.Source.CVGroups }
+
+// isTest: group g is one of fold f's test groups.
+func isTest(folds map[string]int, g string, f int) bool {
+	k, ok := folds[g]
+	return ok && k == f
+}
+
 // checkDisjoint refuses a fold whose training or validation inputs include
-// one of its test groups, or whose validation shares a group with training:
-// the guard against the leak that makes published accuracies meaningless.
-func checkDisjoint(cv *Prepared, train, val []trainPart, folds map[string]int, f int) error {
-	groupOf := map[string]string{}
-	for _, row := range cv.Rows {
-		groupOf[row.Input] = row.Group
+// one of its test groups, or whose validation shares a group with training,
+// in the CV set (sets[0]) and every set whose groups are the CV set's: the
+// guard against the leak that makes published accuracies meaningless.
+func checkDisjoint(sets []*Prepared, train, val []trainPart, folds map[string]int, f int) error {
+	groupOf := map[string]map[string]string{} // dir -> input -> group
+	for _, p := range sets {
+		if !foldBound(p, sets[0]) {
+			continue
+		}
+		m := map[string]string{}
+		for _, row := range p.Rows {
+			m[row.Input] = row.Group
+		}
+		groupOf[p.Dir] = m
 	}
 	trainGroups := map[string]bool{}
 	for _, p := range train {
-		if p.Dir != cv.Dir {
+		m, ok := groupOf[p.Dir]
+		if !ok {
 			continue
 		}
 		for _, in := range p.Inputs {
-			g := groupOf[in]
-			if folds[g] == f {
-				return fmt.Errorf("fold %d: test group %q would train (input %s)", f, g, in)
+			g := m[in]
+			if isTest(folds, g, f) {
+				return fmt.Errorf("fold %d: test group %q would train (%s input %s)", f, g, p.Name, in)
 			}
 			trainGroups[g] = true
 		}
 	}
 	for _, p := range val {
-		if p.Dir != cv.Dir {
+		m, ok := groupOf[p.Dir]
+		if !ok {
 			continue
 		}
 		for _, in := range p.Inputs {
-			if g := groupOf[in]; folds[g] == f || trainGroups[g] {
-				return fmt.Errorf("fold %d: validation group %q is also in training or test", f, g)
+			if g := m[in]; isTest(folds, g, f) || trainGroups[g] {
+				return fmt.Errorf("fold %d: validation group %q is also in training or test (%s)", f, g, p.Name)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -90,9 +91,21 @@ type DataSource struct {
 	// GroupBlocks > 0 groups images by runs of that many consecutive file
 	// numbers within a label: for data without patient IDs, whose numbering
 	// follows acquisition (neighbouring images share a slide).
-	GroupBlocks int     `json:"group_blocks,omitempty"`
-	PerEpoch    int     `json:"per_epoch,omitempty"`
-	Weight      float64 `json:"weight,omitempty"`
+	GroupBlocks int `json:"group_blocks,omitempty"`
+	// CVGroups: the groups are the CV set's (ALL-IDB1 field families, say):
+	// a fold's test groups never train from this set either, and its
+	// validation share is held out by the same groups as the CV set's.
+	CVGroups bool `json:"cv_groups,omitempty"`
+	// Centroids (fields only): a folder, relative to the data folder, of
+	// <field stem>.xyc files with one "x y" per line marking objects of
+	// one kind (ALL-IDB1's other-wbc-centroids: the non-blast white cells
+	// and platelets an expert marked). A found cell with a mark in the
+	// central part of its box (see MarkedCell) takes CentroidLabel before
+	// Map; the other cells keep their field's label.
+	Centroids     string  `json:"centroids,omitempty"`
+	CentroidLabel string  `json:"centroid_label,omitempty"`
+	PerEpoch      int     `json:"per_epoch,omitempty"`
+	Weight        float64 `json:"weight,omitempty"`
 }
 
 // Protocols of an experiment.
@@ -186,6 +199,7 @@ type IndexRow struct {
 	Input, Source, Label, Group string
 	Class                       int // index into the experiment's labels, -1 when left out
 	Fallback                    bool
+	Box                         image.Rectangle // the cell in its source image
 }
 
 // Prepare prepares a data source with a spec, or reuses the cache.
@@ -242,6 +256,11 @@ func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepa
 	if err != nil {
 		return nil, err
 	}
+	if ds.Centroids != "" {
+		if err := r.labelMarked(ds, rows); err != nil {
+			return nil, err
+		}
+	}
 	for i := range rows {
 		rows[i].Class = slices.Index(labels, mapLabel(ds.Map, rows[i].Label))
 		if g, ok := groupOf[rows[i].Source]; ok {
@@ -278,10 +297,85 @@ func readIndex(dir string) ([]IndexRow, error) {
 		return nil, fmt.Errorf("%s/index.csv: unexpected header", dir)
 	}
 	rows := make([]IndexRow, 0, len(recs)-1)
-	for _, rec := range recs[1:] {
-		rows = append(rows, IndexRow{Input: rec[0], Source: rec[1], Label: rec[2], Group: rec[3], Fallback: rec[9] == "1"})
+	for i, rec := range recs[1:] {
+		var b [4]int
+		for k := range b {
+			if b[k], err = strconv.Atoi(rec[5+k]); err != nil {
+				return nil, fmt.Errorf("%s/index.csv line %d: %s is not a whole number", dir, i+2, IndexHeader[5+k])
+			}
+		}
+		rows = append(rows, IndexRow{Input: rec[0], Source: rec[1], Label: rec[2], Group: rec[3], Fallback: rec[9] == "1",
+			Box: image.Rect(b[0], b[1], b[0]+b[2], b[1]+b[3])})
 	}
 	return rows, nil
+}
+
+// labelMarked gives every row whose box holds one of its field's marks
+// ds.CentroidLabel.
+func (r *Runner) labelMarked(ds DataSource, rows []IndexRow) error {
+	if !ds.Fields || ds.CentroidLabel == "" {
+		return fmt.Errorf("data source %s: centroids need fields and a centroid_label", ds.Name)
+	}
+	marks := map[string][]image.Point{}
+	for i, row := range rows {
+		pts, ok := marks[row.Source]
+		if !ok {
+			path := filepath.Join(r.DataDir, ds.Centroids, strings.TrimSuffix(row.Source, filepath.Ext(row.Source))+".xyc")
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("data source %s: %w", ds.Name, err)
+			}
+			if pts, err = ParseCentroids(raw); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			marks[row.Source] = pts
+		}
+		if MarkedCell(row.Box, pts) {
+			rows[i].Label = ds.CentroidLabel
+		}
+	}
+	return nil
+}
+
+// ParseCentroids reads an .xyc file: one "x y" pair of non-negative
+// numbers per line (blank lines ignored).
+func ParseCentroids(raw []byte) ([]image.Point, error) {
+	var pts []image.Point
+	for i, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 2 {
+			return nil, fmt.Errorf("line %d: want \"x y\", got %q", i+1, line)
+		}
+		x, ex := strconv.ParseFloat(f[0], 64)
+		y, ey := strconv.ParseFloat(f[1], 64)
+		if ex != nil || ey != nil || !(x >= 0 && y >= 0 && x < 1e6 && y < 1e6) {
+			return nil, fmt.Errorf("line %d: %q is not a pair of coordinates", i+1, line)
+		}
+		pts = append(pts, image.Pt(int(math.Round(x)), int(math.Round(y))))
+	}
+	return pts, nil
+}
+
+// MarkedCell says whether a mark lies in the central part of a cell's box:
+// the ellipse with 0.35 of the box's width and height as half-axes, so
+// that a mark near the box's edge (a platelet or a neighbouring cell) does
+// not name the cell.
+func MarkedCell(box image.Rectangle, pts []image.Point) bool {
+	if box.Empty() {
+		return false
+	}
+	cx, cy := float64(box.Min.X+box.Max.X)/2, float64(box.Min.Y+box.Max.Y)/2
+	ax, ay := 0.35*float64(box.Dx()), 0.35*float64(box.Dy())
+	for _, p := range pts {
+		dx, dy := (float64(p.X)-cx)/ax, (float64(p.Y)-cy)/ay
+		if dx*dx+dy*dy <= 1 {
+			return true
+		}
+	}
+	return false
 }
 
 var trailingNumber = regexp.MustCompile(`(\d+)\D*$`)
@@ -456,26 +550,39 @@ func (r *Runner) part(p *Prepared, labels []string, keep func(IndexRow) bool) tr
 
 // splitTraining makes the training and validation parts of the prepared
 // sets: rows that usable says may train are split by group, per label, a
-// fraction frac of each label's groups (seeded) going to validation.
+// fraction frac of each label's groups (seeded) going to validation. The
+// first set (the CV set) and the sets with CVGroups share one draw: a group
+// is held out from all of them or from none.
 func (r *Runner) splitTraining(sets []*Prepared, labels []string, usable func(*Prepared, IndexRow) bool, frac float64, seed int) (train, val []trainPart) {
-	for _, p := range sets {
+	shared := map[string]bool{} // group -> held, for the CV set's groups
+	for i, p := range sets {
 		byLabel := map[int][]string{}
 		seen := map[string]bool{}
+		held := map[string]bool{}
+		joint := i == 0 || p.Source.CVGroups
 		for _, row := range p.Rows {
 			if row.Class < 0 || !usable(p, row) || seen[row.Group] {
 				continue
 			}
 			seen[row.Group] = true
+			if h, ok := shared[row.Group]; ok && joint {
+				held[row.Group] = h
+				continue
+			}
 			byLabel[row.Class] = append(byLabel[row.Class], row.Group)
 		}
-		held := map[string]bool{}
 		rng := rand.New(rand.NewPCG(uint64(seed), 0xa1))
 		for c := 0; c < len(labels); c++ {
 			gs := byLabel[c]
 			slices.Sort(gs)
 			rng.Shuffle(len(gs), func(i, j int) { gs[i], gs[j] = gs[j], gs[i] })
-			for _, g := range gs[:int(math.Round(frac*float64(len(gs))))] {
-				held[g] = true
+			for k, g := range gs {
+				held[g] = k < int(math.Round(frac*float64(len(gs))))
+			}
+		}
+		if joint {
+			for g, h := range held {
+				shared[g] = h
 			}
 		}
 		train = append(train, r.part(p, labels, func(row IndexRow) bool { return usable(p, row) && !held[row.Group] }))

@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"fmt"
+	"image"
 	"math"
 	"os"
 	"strings"
@@ -158,7 +159,7 @@ func TestSplitTrainingKeepsGroups(t *testing.T) {
 	for f := 0; f < 5; f++ {
 		usable := func(p *Prepared, row IndexRow) bool { return p != cv || folds[row.Group] != f }
 		train, val := r.splitTraining([]*Prepared{cv, extra}, labels, usable, 0.2, 7)
-		if err := checkDisjoint(cv, train, val, folds, f); err != nil {
+		if err := checkDisjoint([]*Prepared{cv, extra}, train, val, folds, f); err != nil {
 			t.Fatal(err)
 		}
 		n := 0
@@ -179,7 +180,111 @@ func TestSplitTrainingKeepsGroups(t *testing.T) {
 	}
 	// The guard itself must catch a leak.
 	train := []trainPart{{Dir: "cv", Inputs: []string{rows[0].Input}}}
-	if err := checkDisjoint(cv, train, nil, map[string]int{rows[0].Group: 0}, 0); err == nil {
+	if err := checkDisjoint([]*Prepared{cv}, train, nil, map[string]int{rows[0].Group: 0}, 0); err == nil {
 		t.Fatal("a test input in training was not caught")
 	}
+}
+
+// A set whose groups are the CV set's (cells of the same ALL-IDB1 fields)
+// must leave a fold's test groups out and be validated on the same groups.
+func TestSplitTrainingCVGroups(t *testing.T) {
+	var rows, other []IndexRow
+	for g := 0; g < 60; g++ {
+		group := fmt.Sprintf("field%d", g)
+		rows = append(rows, IndexRow{Input: fmt.Sprintf("g%d.png", g), Group: group, Class: g % 2, Label: []string{"normal", "blast"}[g%2]})
+		if g%3 != 0 { // other cells of some fields, and of fields the CV set lacks
+			other = append(other, IndexRow{Input: fmt.Sprintf("o%d.png", g), Group: group, Class: 0, Label: "other-wbc"})
+		}
+		other = append(other, IndexRow{Input: fmt.Sprintf("n%d.png", g), Group: fmt.Sprintf("new%d", g), Class: 0, Label: "other-wbc"})
+	}
+	cv := &Prepared{Dir: "cv", Rows: rows, Source: DataSource{Name: "cv"}}
+	labels := []string{"normal", "blast"}
+	folds := AssignFolds(rows, 5, 3)
+	r := &Runner{}
+	for _, bound := range []bool{true, false} {
+		extra := &Prepared{Dir: "x", Rows: other, Source: DataSource{Name: "x", CVGroups: bound}}
+		sets := []*Prepared{cv, extra}
+		var leaks int
+		for f := 0; f < 5; f++ {
+			usable := func(p *Prepared, row IndexRow) bool { return !(foldBound(p, cv) && isTest(folds, row.Group, f)) }
+			train, val := r.splitTraining(sets, labels, usable, 0.2, 7)
+			err := checkDisjoint(sets, train, val, folds, f)
+			if bound && err != nil {
+				t.Fatalf("fold %d: %v", f, err)
+			}
+			heldCV := map[string]bool{}
+			for _, p := range val {
+				if p.Dir == "cv" {
+					for _, in := range p.Inputs {
+						heldCV["field"+strings.TrimSuffix(strings.TrimPrefix(in, "g"), ".png")] = true
+					}
+				}
+			}
+			for _, p := range append(train, val...) {
+				if p.Dir != "x" {
+					continue
+				}
+				isVal := strings.HasSuffix(p.Name, "-val")
+				for _, in := range p.Inputs {
+					if !strings.HasPrefix(in, "o") {
+						continue
+					}
+					g := "field" + strings.TrimSuffix(strings.TrimPrefix(in, "o"), ".png")
+					if folds[g] == f || heldCV[g] != isVal {
+						leaks++
+					}
+				}
+			}
+		}
+		if bound && leaks != 0 {
+			t.Fatalf("%d inputs of a bound set trained on a test field or crossed the validation split", leaks)
+		}
+		if !bound && leaks == 0 {
+			t.Fatal("an unbound set never crossed the split: the test cannot tell the two apart")
+		}
+	}
+}
+
+func TestMarkedCell(t *testing.T) {
+	pts, err := ParseCentroids([]byte("100 100\n\n 300.6\t40 \n"))
+	if err != nil || len(pts) != 2 || pts[1] != image.Pt(301, 40) {
+		t.Fatalf("%v %v", pts, err)
+	}
+	for _, c := range []struct {
+		box  image.Rectangle
+		want bool
+	}{
+		{image.Rect(60, 60, 140, 140), true},    // centred
+		{image.Rect(75, 75, 155, 155), true},    // off centre, inside the ellipse
+		{image.Rect(95, 95, 175, 175), false},   // the mark at the box's corner
+		{image.Rect(200, 200, 260, 260), false}, // elsewhere
+		{image.Rect(100, 100, 100, 100), false}, // empty box
+	} {
+		if got := MarkedCell(c.box, pts); got != c.want {
+			t.Errorf("MarkedCell(%v) = %v, want %v", c.box, got, c.want)
+		}
+	}
+	for _, bad := range []string{"1 2 3", "x 4", "-1 5", "1e9 2", "NaN 1"} {
+		if _, err := ParseCentroids([]byte(bad)); err == nil {
+			t.Errorf("ParseCentroids(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseCentroids(f *testing.F) {
+	f.Add([]byte("799 769\n1414 33\n"))
+	f.Add([]byte("1 2\r\n3 4"))
+	f.Add([]byte("\x00 \xff"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		pts, err := ParseCentroids(raw)
+		if err != nil {
+			return
+		}
+		for _, p := range pts {
+			if p.X < 0 || p.Y < 0 || p.X > 1e6 || p.Y > 1e6 {
+				t.Fatalf("accepted %v", p)
+			}
+		}
+		MarkedCell(image.Rect(0, 0, 10, 10), pts)
+	})
 }
