@@ -522,9 +522,12 @@ type trainPart struct {
 	// Inputs lists the prepared inputs (index.csv's input column) this part
 	// uses. Go decides every split, by its own groups: the trainer never
 	// sees a group name.
-	Inputs   []string `json:"inputs"`
-	PerEpoch int      `json:"per_epoch,omitempty"`
-	Weight   float64  `json:"weight,omitempty"`
+	Inputs []string `json:"inputs"`
+	// Relabel gives an input a label other than its index.csv row's (a
+	// marked cell of a field), before Map.
+	Relabel  map[string]string `json:"relabel,omitempty"`
+	PerEpoch int               `json:"per_epoch,omitempty"`
+	Weight   float64           `json:"weight,omitempty"`
 }
 
 type parityConfig struct {
@@ -540,6 +543,12 @@ func (r *Runner) part(p *Prepared, labels []string, keep func(IndexRow) bool) tr
 		if row.Class >= 0 && (keep == nil || keep(row)) {
 			m[row.Label] = labels[row.Class]
 			tp.Inputs = append(tp.Inputs, row.Input)
+			if p.Source.Centroids != "" {
+				if tp.Relabel == nil {
+					tp.Relabel = map[string]string{}
+				}
+				tp.Relabel[row.Input] = row.Label
+			}
 		}
 	}
 	if tp.Weight == 0 {

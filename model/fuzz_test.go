@@ -288,3 +288,14 @@ func FuzzParseCentroids(f *testing.F) {
 		MarkedCell(image.Rect(0, 0, 10, 10), pts)
 	})
 }
+
+// A marked cell's label lives only in Go (index.csv keeps its field's): the
+// trainer must be told it, or the cell silently drops out of training.
+func TestPartRelabelsMarkedCells(t *testing.T) {
+	p := &Prepared{Dir: "x", Source: DataSource{Name: "x", Fields: true, Centroids: "c", CentroidLabel: "other-wbc"},
+		Rows: []IndexRow{{Input: "a.png", Label: "other-wbc", Class: 0}, {Input: "b.png", Label: "blast-slide", Class: -1}}}
+	tp := (&Runner{}).part(p, []string{"normal", "blast"}, nil)
+	if len(tp.Inputs) != 1 || tp.Relabel["a.png"] != "other-wbc" || tp.Map["other-wbc"] != "normal" {
+		t.Fatalf("%+v", tp)
+	}
+}

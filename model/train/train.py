@@ -61,6 +61,7 @@ class Part:
         keep_groups = set(cfg["groups"]) if cfg.get("groups") is not None else None
         drop_groups = set(cfg.get("exclude_groups") or [])
         mapping = cfg.get("map") or {c: c for c in classes}
+        relabel = cfg.get("relabel") or {}  # input -> label, where Go labelled a row otherwise (a marked cell)
         sel = []
         for r in rows:
             if keep_inputs is not None and r["input"] not in keep_inputs:
@@ -69,7 +70,11 @@ class Part:
                 continue
             if r["group"] in drop_groups:
                 continue
-            cls = mapping.get(r["label"], mapping.get("*"))
+            label = relabel.get(r["input"], r["label"])
+            cls = mapping.get(label, mapping.get("*"))
+            if cls is None and keep_inputs is not None:
+                # Go chose this input as an example of a class: a label that maps to none is a bug, not a filter
+                raise SystemExit(f"{self.name}: listed input {r['input']} has label {label!r}, which the map leaves out")
             if cls is None:
                 continue
             if cls not in classes:
