@@ -233,7 +233,7 @@ func (r *Runner) runSeed(e *Experiment, seed int, cv, fieldEval *Prepared, extra
 			}
 		}
 		cfg := trainConfig{Arch: e.Arch, Seed: seed, Epochs: e.Epochs, Patience: e.Patience, Batch: e.Batch, LR: e.LR,
-			WeightDecay: e.WeightDecay, Threads: e.Threads, Keep: e.Keep, Classes: e.Labels, Positive: e.Positive, Task: e.Task,
+			WeightDecay: e.WeightDecay, Threads: e.Threads, Keep: e.Keep, EMA: e.EMA, Classes: e.Labels, Positive: e.Positive, Task: e.Task,
 			Augment: e.Augment, Protocol: e.Protocol, Fold: f, Folds: e.Folds, Name: "model", RelativeTo: r.RepoDir,
 			Title: fmt.Sprintf("%s: seed %d, fold %d of %d", e.Name, seed, f+1, e.Folds)}
 		if e.Protocol == AugmentThenSplit {

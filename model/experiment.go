@@ -57,6 +57,9 @@ type Experiment struct {
 	// Keep: "best" (the epoch of lowest validation loss, early stopping)
 	// or "last" (the end of the cosine schedule).
 	Keep string `json:"keep,omitempty"`
+	// EMA > 0: the trainer validates, keeps and exports an exponential
+	// moving average of the weights with this decay per step.
+	EMA float64 `json:"ema,omitempty"`
 	// CV is cross-validated: folds over its groups.
 	CV DataSource `json:"cv"`
 	// FieldEval: whole fields whose groups share names with CV's groups; a
@@ -154,6 +157,8 @@ func ReadExperiment(path string) (*Experiment, error) {
 		return nil, fmt.Errorf("experiment %s: positive %q is not a label", path, e.Positive)
 	case e.Protocol != SplitThenAugment && e.Protocol != AugmentThenSplit:
 		return nil, fmt.Errorf("experiment %s: protocol %q", path, e.Protocol)
+	case !(e.EMA >= 0 && e.EMA < 1):
+		return nil, fmt.Errorf("experiment %s: ema %v is not a decay in [0, 1)", path, e.EMA)
 	case e.Folds < 2:
 		return nil, fmt.Errorf("experiment %s: %d folds", path, e.Folds)
 	case e.CV.Images == "":
@@ -503,6 +508,7 @@ type trainConfig struct {
 	Augment     string        `json:"augment"`
 	Protocol    string        `json:"protocol"`
 	Keep        string        `json:"keep,omitempty"`
+	EMA         float64       `json:"ema,omitempty"`
 	Fold        int           `json:"fold"`
 	Folds       int           `json:"folds"`
 	Out         string        `json:"out"`

@@ -28,7 +28,7 @@ func (r *Runner) Ship(e *Experiment, opt ShipOptions) (string, error) {
 		return "", err
 	}
 	cfg := trainConfig{Arch: e.Arch, Seed: opt.Seed, Epochs: e.Epochs, Patience: e.Patience, Batch: e.Batch, LR: e.LR,
-		WeightDecay: e.WeightDecay, Threads: e.Threads, Keep: e.Keep, Classes: e.Labels, Positive: e.Positive, Task: e.Task,
+		WeightDecay: e.WeightDecay, Threads: e.Threads, Keep: e.Keep, EMA: e.EMA, Classes: e.Labels, Positive: e.Positive, Task: e.Task,
 		Augment: e.Augment, Protocol: SplitThenAugment, Name: opt.Name, RelativeTo: r.RepoDir,
 		Provisional: opt.Provisional, Description: e.Description,
 		Title: fmt.Sprintf("%s (shipped %s model), seed %d", e.Name, opt.Name, opt.Seed)}

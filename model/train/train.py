@@ -11,6 +11,7 @@ model/train/configs/*.json for the shipped models.
 Deterministic for a seed and a thread count (both recorded in the manifest).
 """
 import argparse
+import copy
 import csv
 import datetime
 import hashlib
@@ -199,6 +200,16 @@ def augment(x, a, bg, g, mode):
 
 
 # ---------------------------------------------------------------- training
+
+def ema_update(ema, net, decay):
+    """ema <- decay * ema + (1 - decay) * net, for weights and batch-norm running statistics alike."""
+    with torch.no_grad():
+        for e, n in zip(ema.state_dict().values(), net.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.mul_(decay).add_(n, alpha=1 - decay)
+            else:
+                e.copy_(n)
+
 
 def predict(net, x, batch=64):
     net.eval()
@@ -480,6 +491,12 @@ def main():
     patience = int(cfg.get("patience", 8))
     batch = int(cfg.get("batch", 32))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    # "ema" > 0: validate, keep and export an exponential moving average of the weights (and batch-norm
+    # statistics) instead of the last step's. An epoch here is a few dozen steps, and the raw weights'
+    # validation loss jumps from epoch to epoch, so early stopping on it picks an epoch by chance.
+    ema_decay = float(cfg.get("ema", 0))
+    ema = copy.deepcopy(net) if ema_decay > 0 else None
+    steps = 0
     hist = []
     best = (float("inf"), None, 0)
     for ep in range(1, epochs + 1):
@@ -508,16 +525,20 @@ def main():
             opt.zero_grad()
             loss.backward()
             opt.step()
+            steps += 1
+            if ema is not None:
+                ema_update(ema, net, min(ema_decay, (1 + steps) / (10 + steps)))
             tl += float(loss) * len(b)
             tc += int((logits.argmax(1) == yb).sum())
             tn += len(b)
         sched.step()
         h = {"epoch": ep, "train_loss": tl / max(tn, 1), "train_acc": tc / max(tn, 1), "seconds": round(time.time() - t0, 1)}
+        judged = ema if ema is not None else net
         if len(xva):
-            pv, _ = predict(net, xva)
+            pv, _ = predict(judged, xva)
             h["val_loss"], h["val_acc"] = balanced_val(pv, yva, val_part_ids, len(classes))
             if h["val_loss"] < best[0] - 1e-4:
-                best = (h["val_loss"], {k: v.clone() for k, v in net.state_dict().items()}, ep)
+                best = (h["val_loss"], {k: v.clone() for k, v in judged.state_dict().items()}, ep)
         hist.append(h)
         say(f"epoch {ep:3d}/{epochs}  train loss {h['train_loss']:.4f} acc {h['train_acc']:.3f}" +
             (f"  val loss {h['val_loss']:.4f} acc {h['val_acc']:.3f}" if len(xva) else "") + f"  ({h['seconds']} s)")
@@ -529,6 +550,8 @@ def main():
     keep = cfg.get("keep", "best")
     if keep == "best" and best[1] is not None:
         net.load_state_dict(best[1])
+    elif ema is not None:
+        net.load_state_dict(ema.state_dict())
     kept_epoch = best[2] if keep == "best" and best[1] is not None else len(hist)
 
     # operating point and OOD reference, on validation data (never test data)
@@ -591,7 +614,8 @@ def main():
             "threads": threads,
             "epochs_run": len(hist),
             "epoch_kept": kept_epoch,
-            "optimizer": f"Adam lr {lr} weight decay (L2) {wd}, cosine schedule, batch {batch}",
+            "optimizer": f"Adam lr {lr} weight decay (L2) {wd}, cosine schedule, batch {batch}" +
+                         (f", weights averaged (EMA, decay {ema_decay})" if ema is not None else ""),
             "early_stopping": (f"validation loss, patience {patience}" if len(xva) else "none (no validation data)") if keep == "best" else "none: the last epoch of the cosine schedule is kept",
             "seconds": round(time.time() - t_start, 1),
             "curves": curves,
