@@ -24,12 +24,18 @@ model: build ## retrain the shipped models (model/shipped/) from ../shared/data,
 	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/subtype-bll-stages.json --name subtype --work $(MODEL_WORK) --python $(PYTHON)
 
 # Recipes trained on all their data once per seed (no fold held out), each model judged on a site it
-# never trained on: EXPERIMENT:SITE. The two "nopbc" recipes hold PBC out to choose the input colour
-# mode on it, so that wbcseg stays a test.
+# never trained on: EXPERIMENT:SITE. The "nopbc" recipes hold PBC out to choose a recipe on it
+# (input colour mode, ALL-IDB1's other cells, weight averaging), so that wbcseg stays a test.
 SEED_RUNS ?= model/experiments/allidb2-compact-multisite.json:wbcseg \
 	model/experiments/allidb2-compact-multisite-labstd.json:wbcseg \
+	model/experiments/allidb2-compact-multisite-idb1.json:wbcseg \
+	model/experiments/allidb2-compact-multisite-ema.json:wbcseg \
+	model/experiments/seeds/multisite-idb1-ema.json:wbcseg \
 	model/experiments/seeds/nopbc.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-labstd.json:pbc-lymphocytes
+	model/experiments/seeds/nopbc-labstd.json:pbc-lymphocytes \
+	model/experiments/seeds/nopbc-idb1.json:pbc-lymphocytes \
+	model/experiments/seeds/nopbc-ema.json:pbc-lymphocytes \
+	model/experiments/seeds/nopbc-idb1-ema.json:pbc-lymphocytes
 model-seeds: build ## recipes trained on all their data with seeds 1-5, judged on a site never trained on (model/results/seeds-*.json; models cached in $(MODEL_WORK)/seeds)
 	set -e; for r in $(SEED_RUNS); do \
 	  BIN=$(BIN) MODEL_WORK=$(MODEL_WORK) PYTHON=$(PYTHON) ALLSCREEN_DATA=$(D) model/train/seeds.sh $${r%%:*} $${r##*:}; done
