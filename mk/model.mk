@@ -20,7 +20,7 @@ model-parity: ## Go vs PyTorch on the committed fixtures (tiny model and shipped
 	set -o pipefail; $(GO) test -count=1 -run 'Parity' -v ./model/ | grep -E '^(---|ok|FAIL|\s+net_test)'
 
 model: build ## retrain the shipped models (model/shipped/) from ../shared/data, reproducibly
-	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite.json --name detect --work $(MODEL_WORK) --python $(PYTHON)
+	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite-ema.json --name detect --work $(MODEL_WORK) --python $(PYTHON)
 	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/subtype-bll-stages.json --name subtype --work $(MODEL_WORK) --python $(PYTHON)
 
 # Recipes trained on all their data once per seed (no fold held out), each model judged on a site it
