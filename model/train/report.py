@@ -441,6 +441,16 @@ def main():
              "model's manifest: [docs/classifier.md](docs/classifier.md), [docs/l1l2l3-audit.md](docs/l1l2l3-audit.md). "
              "Figures below are written by `make report-model` from `model/results/` (`make model-eval` reruns the experiments; "
              "`make model` retrains the shipped models).")
+    sp = os.path.join(RES, f"seeds-{SHIPPED}.json")
+    if os.path.exists(sp):
+        sr = json.load(open(sp))
+        v = sr["specificity"]["values"]
+        own = [x["site"]["specificity"] for x in sr["seeds"] if x["same_onnx_as_shipped"]]
+        intro += ("\n\n**Check the model on your own laboratory's labelled cells before trusting it** "
+                  "(`allscreen eval --model model/shipped/detect.json --data DIR --labels CSV`): on "
+                  f"{sr['site']}, a laboratory it never trained on, the shipped recipe's specificity ranged from {min(v):.3f} to "
+                  f"{max(v):.3f} over {len(v)} training seeds" + (f" (the shipped model: {own[0]:.3f})" if own else "") +
+                  "; see \"Recipes over seeds\" below.")
     section = head + "\n\n" + intro + "\n\n" + "\n\n".join(readme) + "\n\n"
     rt = rt[:i] + section + rt[j:]
     open(rd, "w").write(rt)
