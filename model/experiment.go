@@ -167,6 +167,16 @@ func ReadExperiment(path string) (*Experiment, error) {
 	if err := e.Input.Check(); err != nil {
 		return nil, fmt.Errorf("experiment %s: input: %w", path, err)
 	}
+	sources := append([]DataSource{e.CV}, e.ExtraTrain...)
+	sources = append(sources, e.CrossSite...)
+	if e.FieldEval != nil {
+		sources = append(sources, *e.FieldEval)
+	}
+	for _, ds := range sources {
+		if ds.Centroids != "" && (!ds.Fields || ds.CentroidLabel == "") {
+			return nil, fmt.Errorf("experiment %s: data source %s: centroids need \"fields\": true and a centroid_label", path, ds.Name)
+		}
+	}
 	return &e, nil
 }
 
@@ -316,11 +326,8 @@ func readIndex(dir string) ([]IndexRow, error) {
 }
 
 // labelMarked gives every row whose box holds one of its field's marks
-// ds.CentroidLabel.
+// ds.CentroidLabel (ReadExperiment checked that ds has fields and a label).
 func (r *Runner) labelMarked(ds DataSource, rows []IndexRow) error {
-	if !ds.Fields || ds.CentroidLabel == "" {
-		return fmt.Errorf("data source %s: centroids need fields and a centroid_label", ds.Name)
-	}
 	marks := map[string][]image.Point{}
 	for i, row := range rows {
 		pts, ok := marks[row.Source]

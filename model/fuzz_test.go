@@ -6,6 +6,7 @@ import (
 	"image"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -297,5 +298,28 @@ func TestPartRelabelsMarkedCells(t *testing.T) {
 	tp := (&Runner{}).part(p, []string{"normal", "blast"}, nil)
 	if len(tp.Inputs) != 1 || tp.Relabel["a.png"] != "other-wbc" || tp.Map["other-wbc"] != "normal" {
 		t.Fatalf("%+v", tp)
+	}
+}
+
+// Every committed experiment reads; a marked-cell source without fields or
+// a label is refused when the experiment is read, before any preparation.
+func TestReadExperiments(t *testing.T) {
+	paths, _ := filepath.Glob("experiments/*.json")
+	more, _ := filepath.Glob("experiments/seeds/*.json")
+	for _, p := range append(paths, more...) {
+		if _, err := ReadExperiment(p); err != nil {
+			t.Error(err)
+		}
+	}
+	raw, err := os.ReadFile("experiments/allidb2-compact-multisite-idb1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, bytes.Replace(raw, []byte(`"centroid_label": "other-wbc"`), []byte(`"centroid_label": ""`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadExperiment(bad); err == nil || !strings.Contains(err.Error(), "centroids need") {
+		t.Fatalf("a centroids source without a label: %v", err)
 	}
 }
