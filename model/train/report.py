@@ -59,6 +59,11 @@ def seg_desc(desc, r):
     return f"{desc} (`{r['segmentation_version']}`)" if len(detection_versions()) > 1 else desc
 
 
+def is_shipped(sr):
+    """A seed run (model/results/seeds-*.json) one of whose models is the shipped detection model."""
+    return any(x["same_onnx_as_shipped"] for x in sr["seeds"])
+
+
 def f3(x):
     return "-" if x is None else f"{x:.3f}"
 
@@ -211,7 +216,7 @@ def main():
         specs = sr["specificity"]["values"]
         ok = len(specs) >= 5 and min(specs) >= 0.95
         trows.append([f"specificity >= 0.95 on wbcseg's normal cells in every one of 5 seeds, `{sr['experiment']}` trained on all its data"
-                      + (" (the shipped model's recipe)" if any(x["same_onnx_as_shipped"] for x in sr["seeds"]) else ""),
+                      + (" (the shipped model's recipe)" if is_shipped(sr) else ""),
                       f"{len(specs)} seeds: {', '.join(f'{x:.3f}' for x in specs)}", "met" if ok else f"missed: worst seed {min(specs):.3f}"])
     detm = os.path.join(SHIP, "detect.json")
     if os.path.exists(detm):
@@ -320,11 +325,11 @@ def main():
     if seed_runs:
         rows = []
         for sr in seed_runs:
-            specs = sr["specificity"]["values"]
+            sp = sr["specificity"]
             sens = [x["validation_cell_sensitivity"] for x in sr["seeds"] if x.get("validation_cell_sensitivity") is not None]
-            rows.append([f"`{sr['experiment']}`" + (" (shipped)" if any(x["same_onnx_as_shipped"] for x in sr["seeds"]) else ""),
+            rows.append([f"`{sr['experiment']}`" + (" (shipped)" if is_shipped(sr) else ""),
                          sr["input"].get("colour") or "as is", sr["site"], sr["seeds"][0]["site"]["n"],
-                         ", ".join(f"{x:.3f}" for x in specs), f"{min(specs):.3f}", f"{sum(specs) / len(specs):.3f}",
+                         ", ".join(f"{x:.3f}" for x in sp["values"]), f"{sp['min']:.3f}", f"{sp['mean']:.3f}",
                          f"{sum(sens) / len(sens):.3f}" if sens else "-"])
         t = ("### Recipes over seeds, on a laboratory never trained on\n\n"
              "Each recipe trained on all of its training data (no cross-validation fold held out, as the shipped model is), once "
@@ -333,7 +338,8 @@ def main():
              "also flags it uncertain; the figure is the share not called blast (specificity). A model that called every cell "
              "normal would score 1.000, so the last column gives the models' blast sensitivity on their own validation cells "
              "(individually labelled cells of held-out groups: few, and not a test figure). The `nopbc` recipes leave PBC out "
-             "of training so that the input colour mode can be chosen on PBC, an unseen site, with wbcseg kept as the test.\n\n" +
+             "of training so that a recipe (input colour mode, ALL-IDB1's other cells, weight averaging) can be chosen on PBC, "
+             "an unseen site, with wbcseg kept as the test (the rules are under \"Choices made\" in docs/classifier.md).\n\n" +
              table(["recipe", "input colour", "site", "cells", "specificity per seed", "worst", "mean", "validation blast sensitivity (mean)"], rows))
         for sr in seed_runs:
             if sr["site"] != "wbcseg":
@@ -441,15 +447,14 @@ def main():
              "model's manifest: [docs/classifier.md](docs/classifier.md), [docs/l1l2l3-audit.md](docs/l1l2l3-audit.md). "
              "Figures below are written by `make report-model` from `model/results/` (`make model-eval` reruns the experiments; "
              "`make model` retrains the shipped models).")
-    sp = os.path.join(RES, f"seeds-{SHIPPED}.json")
-    if os.path.exists(sp):
-        sr = json.load(open(sp))
-        v = sr["specificity"]["values"]
+    sr = next((x for x in seed_runs if x["experiment"] == SHIPPED), None)
+    if sr:
+        sp = sr["specificity"]
         own = [x["site"]["specificity"] for x in sr["seeds"] if x["same_onnx_as_shipped"]]
         intro += ("\n\n**Check the model on your own laboratory's labelled cells before trusting it** "
                   "(`allscreen eval --model model/shipped/detect.json --data DIR --labels CSV`): on "
-                  f"{sr['site']}, a laboratory it never trained on, the shipped recipe's specificity ranged from {min(v):.3f} to "
-                  f"{max(v):.3f} over {len(v)} training seeds" + (f" (the shipped model: {own[0]:.3f})" if own else "") +
+                  f"{sr['site']}, a laboratory it never trained on, the shipped recipe's specificity ranged from {sp['min']:.3f} to "
+                  f"{sp['max']:.3f} over {len(sp['values'])} training seeds" + (f" (the shipped model: {own[0]:.3f})" if own else "") +
                   "; see \"Recipes over seeds\" below.")
     section = head + "\n\n" + intro + "\n\n" + "\n\n".join(readme) + "\n\n"
     rt = rt[:i] + section + rt[j:]
