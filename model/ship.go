@@ -56,7 +56,6 @@ func (r *Runner) Ship(e *Experiment, opt ShipOptions) (string, error) {
 			return "", err
 		}
 		cfg.Parity = &parityConfig{Dir: dir, Out: filepath.Join(opt.Out, "parity", opt.Name+".json")}
-		os.RemoveAll(filepath.Join(opt.Out, "parity", opt.Name))
 	}
 	// Train in the work folder, then move the results into place, so a
 	// failed run never leaves a half-written shipped model.
