@@ -334,10 +334,17 @@ def ood_distance(f, means, var):
 
 
 def git_version():
+    """The commit of the training code, "-dirty" when tracked files differ from it. The shipped models themselves
+    (model/shipped) do not count: `make model` installs one model before it trains the next."""
     try:
         here = os.path.dirname(os.path.abspath(__file__))
-        v = subprocess.run(["git", "-C", here, "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True, timeout=10)
-        return v.stdout.strip() or "unknown"
+        v = subprocess.run(["git", "-C", here, "describe", "--always", "--abbrev=12"], capture_output=True, text=True, timeout=10)
+        if not v.stdout.strip():
+            return "unknown"
+        top = subprocess.run(["git", "-C", here, "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10).stdout.strip()
+        st = subprocess.run(["git", "-C", top, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)model/shipped"],
+                            capture_output=True, text=True, timeout=10)
+        return v.stdout.strip() + ("-dirty" if st.stdout.strip() else "")
     except Exception:
         return "unknown"
 
