@@ -30,12 +30,14 @@ SEED_RUNS ?= model/experiments/allidb2-compact-multisite.json:wbcseg \
 	model/experiments/allidb2-compact-multisite-labstd.json:wbcseg \
 	model/experiments/allidb2-compact-multisite-idb1.json:wbcseg \
 	model/experiments/allidb2-compact-multisite-ema.json:wbcseg \
+	model/experiments/allidb2-compact-multisite-ema-long.json:wbcseg \
 	model/experiments/seeds/multisite-idb1-ema.json:wbcseg \
 	model/experiments/seeds/nopbc.json:pbc-lymphocytes \
 	model/experiments/seeds/nopbc-labstd.json:pbc-lymphocytes \
 	model/experiments/seeds/nopbc-idb1.json:pbc-lymphocytes \
 	model/experiments/seeds/nopbc-ema.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-idb1-ema.json:pbc-lymphocytes
+	model/experiments/seeds/nopbc-idb1-ema.json:pbc-lymphocytes \
+	model/experiments/seeds/nopbc-ema-long.json:pbc-lymphocytes
 model-seeds: build ## recipes trained on all their data with seeds 1-5, judged on a site never trained on (model/results/seeds-*.json; models cached in $(MODEL_WORK)/seeds)
 	set -e; for r in $(SEED_RUNS); do \
 	  BIN=$(BIN) MODEL_WORK=$(MODEL_WORK) PYTHON=$(PYTHON) ALLSCREEN_DATA=$(D) model/train/seeds.sh $${r%%:*} $${r##*:}; done
