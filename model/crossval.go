@@ -3,13 +3,16 @@ package model
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"allscreen/vision"
@@ -119,16 +122,37 @@ func (r *Runner) RunCV(e *Experiment, predictionsPath string) (*CVResult, error)
 		SegmentationVersion: vision.CellSegmentationVersion, AcrossSeeds: map[string]Spread{}}
 	res.MeasuredOn = fmt.Sprintf("%s (%s), %d-fold cross-validation over %s, %s, seeds %v", e.CV.Name, e.CV.Images, e.Folds,
 		groupingWords(e.CV, e.Protocol), e.Protocol, e.Seeds)
-	var all []Predicted
+	// The seeds are independent: up to r.Jobs run at once, and their
+	// results are gathered in the experiment's seed order.
+	srs := make([]*SeedResult, len(e.Seeds))
+	seedPreds := make([][]Predicted, len(e.Seeds))
+	errs := make([]error, len(e.Seeds))
+	rs := r
+	if r.Jobs > 1 && r.Log != nil {
+		c := *r
+		c.Log = &lockedWriter{w: r.Log}
+		rs = &c
+	}
+	sem := make(chan struct{}, max(1, r.Jobs))
+	var wg sync.WaitGroup
 	for si, seed := range e.Seeds {
-		sr, preds, err := r.runSeed(e, seed, cv, fieldEval, extra, cross)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, preds...)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			srs[si], seedPreds[si], errs[si] = rs.runSeed(e, seed, cv, fieldEval, extra, cross)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var all []Predicted
+	for si, sr := range srs {
+		all = append(all, seedPreds[si]...)
 		res.Seeds = append(res.Seeds, *sr)
 		if si == 0 {
-			res.Report, res.Seed = sr.Pooled, seed
+			res.Report, res.Seed = sr.Pooled, sr.Seed
 		}
 	}
 	add := func(key string, get func(SeedResult) (float64, bool)) {
@@ -182,6 +206,18 @@ func (r *Runner) RunCV(e *Experiment, predictionsPath string) (*CVResult, error)
 		}
 	}
 	return res, nil
+}
+
+// lockedWriter lets seeds run at once log whole lines without mixing them.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 func deref(p *float64) (float64, bool) {

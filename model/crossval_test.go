@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,6 +106,22 @@ sed 's/"tiny.onnx"/"model.onnx"/' %s/tiny.json > "$out/model.json"
 	}
 	if !slices.Equal(res.Labels, e.Labels) {
 		t.Errorf("labels %v", res.Labels)
+	}
+
+	// Seeds run at once (--jobs 2) give the same result, in the same order.
+	r2 := &Runner{DataDir: data, RepoDir: repo, Work: filepath.Join(dir, "work2"), Python: fake, Jobs: 2, Log: io.Discard}
+	res2, err := r2.RunCV(e, filepath.Join(dir, "pred2.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred2, _ := os.ReadFile(filepath.Join(dir, "pred2.csv"))
+	if string(pred2) != string(pred) {
+		t.Errorf("predictions with 2 jobs differ from 1 job")
+	}
+	if res2.Seed != res.Seed || res2.Accuracy != res.Accuracy || len(res2.Seeds) != 2 || res2.Seeds[1].Seed != 2 ||
+		!slices.Equal(res2.AcrossSeeds["accuracy"].Values, res.AcrossSeeds["accuracy"].Values) {
+		t.Errorf("2 jobs: seed %d accuracy %v across %v; 1 job: seed %d accuracy %v across %v", res2.Seed, res2.Accuracy,
+			res2.AcrossSeeds["accuracy"].Values, res.Seed, res.Accuracy, res.AcrossSeeds["accuracy"].Values)
 	}
 }
 

@@ -189,6 +189,9 @@ type Runner struct {
 	Work    string // cache: prepared inputs and fold runs
 	Python  string // /usr/bin/python3
 	Log     io.Writer
+	// Jobs is how many seeds RunCV trains and evaluates at once (each
+	// trainer uses the experiment's own thread count); below 2, one.
+	Jobs int
 	// FieldPositive decides a field from its cells' predictions with the
 	// appliance's verdict rule: flagged (referred, or sent for review as
 	// inconclusive) or not, and whether it was inconclusive. nil flags a

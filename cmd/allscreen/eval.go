@@ -39,6 +39,7 @@ func runEval(argv []string) error {
 	confusionPNG := fs.String("confusion-png", "", "draw the confusion matrix into this `PNG`")
 	work := fs.String("work", "out/model", "cache `DIR` for prepared inputs and fold models")
 	python := fs.String("python", "/usr/bin/python3", "the Python with torch, for --experiment")
+	jobs := fs.Int("jobs", 1, "with --experiment: train and evaluate this many seeds at once (one core each at threads 1)")
 	rest, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -59,6 +60,7 @@ func runEval(argv []string) error {
 		if err != nil {
 			return err
 		}
+		r.Jobs = *jobs
 		res, err := r.RunCV(e, *predictions)
 		if err != nil {
 			return err
