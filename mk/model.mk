@@ -12,6 +12,8 @@ MODEL_WORK ?= out/model
 # (hours on a 2-core machine; fold models are cached in $(MODEL_WORK), so an
 # interrupted run resumes where it stopped).
 MODEL_EXPERIMENTS ?= $(sort $(wildcard model/experiments/*.json))
+# seeds of one experiment trained at once (each trainer runs on one thread)
+EVAL_JOBS ?= 2
 
 model-smoke: ## training smoke test: prepare samples/, train 1 epoch of both architectures, export, load in Go, parity
 	ALLSCREEN_TRAIN_SMOKE=1 ALLSCREEN_PYTHON=$(PYTHON) $(GO) test -count=1 -run 'TestTrainingSmoke' -timeout 15m ./model/
@@ -48,7 +50,7 @@ model-fixtures: ## rewrite the tiny test model and its parity fixture (synthetic
 model-eval: build model-shortcuts ## rerun every evaluation experiment into model/results/ (long)
 	@mkdir -p model/results
 	set -e; for e in $(MODEL_EXPERIMENTS); do n=$$(basename $$e .json); \
-	  nice -n 10 $(BIN)/allscreen eval --experiment $$e --work $(MODEL_WORK) --python $(PYTHON) --json \
+	  nice -n 10 $(BIN)/allscreen eval --experiment $$e --jobs $(EVAL_JOBS) --work $(MODEL_WORK) --python $(PYTHON) --json \
 	    --out model/results/$$n.json --predictions model/results/$$n-predictions.csv >/dev/null; done
 
 report-model: ## regenerate docs/classifier.md's figures and tables and the README section from model/results/
