@@ -127,11 +127,9 @@ func (r *Runner) RunCV(e *Experiment, predictionsPath string) (*CVResult, error)
 	srs := make([]*SeedResult, len(e.Seeds))
 	seedPreds := make([][]Predicted, len(e.Seeds))
 	errs := make([]error, len(e.Seeds))
-	rs := r
-	if r.Jobs > 1 && r.Log != nil {
-		c := *r
-		c.Log = &lockedWriter{w: r.Log}
-		rs = &c
+	rs := *r // the seeds' runner: whole log lines, whichever seed writes them
+	if r.Log != nil {
+		rs.Log = &lockedWriter{w: r.Log}
 	}
 	sem := make(chan struct{}, max(1, r.Jobs))
 	var wg sync.WaitGroup
