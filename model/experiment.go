@@ -44,7 +44,7 @@ type Experiment struct {
 	// Protocol: "split-then-augment" (honest) or "augment-then-split" (the
 	// paper's: copies made before the split, so copies of a test image train).
 	Protocol    string  `json:"protocol"`
-	Augment     string  `json:"augment"` // none, paper, full
+	Augment     string  `json:"augment"` // one of AugmentModes; empty is "full"
 	Folds       int     `json:"folds"`
 	Seeds       []int   `json:"seeds"`
 	Epochs      int     `json:"epochs"`
@@ -111,6 +111,13 @@ type DataSource struct {
 	Weight        float64 `json:"weight,omitempty"`
 }
 
+// AugmentModes are the augmentations train.py knows (its AUGMENT_MODES):
+// none; paper (the paper's quarter turns and crops); light and full (flips,
+// rotations, scale, stain jitter, blur, mild and strong); wide (light's,
+// after restyling most cells' colour and contrast as another laboratory's,
+// and with sharpening).
+var AugmentModes = []string{"none", "paper", "light", "full", "wide"}
+
 // Protocols of an experiment.
 const (
 	SplitThenAugment = "split-then-augment"
@@ -157,6 +164,8 @@ func ReadExperiment(path string) (*Experiment, error) {
 		return nil, fmt.Errorf("experiment %s: positive %q is not a label", path, e.Positive)
 	case e.Protocol != SplitThenAugment && e.Protocol != AugmentThenSplit:
 		return nil, fmt.Errorf("experiment %s: protocol %q", path, e.Protocol)
+	case e.Augment != "" && !slices.Contains(AugmentModes, e.Augment):
+		return nil, fmt.Errorf("experiment %s: augment %q (want one of %s)", path, e.Augment, strings.Join(AugmentModes, ", "))
 	case !(e.EMA >= 0 && e.EMA < 1):
 		return nil, fmt.Errorf("experiment %s: ema %v is not a decay in [0, 1)", path, e.EMA)
 	case e.Folds < 2:

@@ -322,4 +322,12 @@ func TestReadExperiments(t *testing.T) {
 	if _, err := ReadExperiment(bad); err == nil || !strings.Contains(err.Error(), "centroids need") {
 		t.Fatalf("a centroids source without a label: %v", err)
 	}
+	// An augmentation train.py does not know is refused here, not after the
+	// inputs are prepared.
+	if err := os.WriteFile(bad, bytes.Replace(raw, []byte(`"augment": "light"`), []byte(`"augment": "lite"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadExperiment(bad); err == nil || !strings.Contains(err.Error(), `augment "lite"`) {
+		t.Fatalf("an unknown augmentation: %v", err)
+	}
 }

@@ -143,14 +143,73 @@ def to_tensor(rgb, alpha, order):
 
 # ---------------------------------------------------------------- augmentation (training data only, after the split)
 
-def augment(x, a, bg, g, mode):
+AUGMENT_MODES = ("none", "paper", "light", "full", "wide")
+
+# restyle_lab's ranges, in CIE L*a*b* units (L 0-100; OpenCV's 8-bit Lab is L*255/100, a+128, b+128).
+# Measured on the segmented cells: the training sites' per-site mean L spans 65-179 (8-bit), b 74-104,
+# a 153-167, and the cells' own spread of L (nucleus against cytoplasm) is 14-27 (8-bit) at the training
+# sites and 42-48 at the two other sites (PBC, wbcseg). A shift of the cell's mean and a gain on its
+# spread, drawn per cell, make the absolute colour and contrast of a cell worthless as a cue while its
+# pattern stays.
+RESTYLE = {"p": 0.8, "shift": (16.0, 12.0, 25.0), "gain": ((0.7, 2.0), (0.7, 1.6), (0.7, 1.6))}
+
+
+def rgb_to_lab(x):
+    """x: (B,3,H,W) sRGB in [0,1] -> CIE L*a*b* (D65), L in 0..100."""
+    lin = torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+    m = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+    xyz = torch.einsum("ij,bjhw->bihw", m, lin) / torch.tensor([0.950456, 1.0, 1.088754]).view(1, 3, 1, 1)
+    f = torch.where(xyz > 0.008856, xyz.clamp(min=1e-9) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def lab_to_rgb(lab):
+    """Inverse of rgb_to_lab; out-of-gamut colours are clipped to [0,1]."""
+    fy = (lab[:, 0] + 16) / 116
+    f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], 1)
+    xyz = torch.where(f > 0.206893, f ** 3, (f - 16 / 116) / 7.787) * torch.tensor([0.950456, 1.0, 1.088754]).view(1, 3, 1, 1)
+    m = torch.tensor([[3.240479, -1.53715, -0.498535], [-0.969256, 1.875991, 0.041556], [0.055648, -0.204043, 1.057311]])
+    lin = torch.einsum("ij,bjhw->bihw", m, xyz).clamp(0, 1)
+    return torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp(min=1e-9) ** (1 / 2.4) - 0.055).clamp(0, 1)
+
+
+def restyle_lab(x, a, g, order="RGB"):
+    """A random laboratory for most cells: with probability RESTYLE["p"], each cell's L*a*b* mean (over its
+    mask a) is shifted by up to RESTYLE["shift"] per channel and its pixels' spread about that mean
+    multiplied by a gain drawn log-uniformly from RESTYLE["gain"]. x: (B,3,H,W) in [0,1] in channel order
+    order; pixels outside the cell are restored by the caller's blend."""
+    B = x.shape[0]
+    rgb = x.flip(1) if order == "BGR" else x
+    lab = rgb_to_lab(rgb)
+    w = (a > 0.5).float()
+    n = w.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    mean = (lab * w).sum(dim=(2, 3), keepdim=True) / n
+    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    shift = (u(B, 3, 1, 1) * 2 - 1) * torch.tensor(RESTYLE["shift"]).view(1, 3, 1, 1)
+    lo = torch.tensor([r[0] for r in RESTYLE["gain"]]).log().view(1, 3, 1, 1)
+    hi = torch.tensor([r[1] for r in RESTYLE["gain"]]).log().view(1, 3, 1, 1)
+    gain = (lo + u(B, 3, 1, 1) * (hi - lo)).exp()
+    on = (u(B, 1, 1, 1) < RESTYLE["p"]).float()
+    shift, gain = shift * on, 1 + (gain - 1) * on
+    lab = mean + shift + (lab - mean) * gain
+    lab = torch.cat([lab[:, :1].clamp(0, 100), lab[:, 1:].clamp(-127, 127)], 1)
+    out = lab_to_rgb(lab)
+    out = out.flip(1) if order == "BGR" else out
+    return torch.where(on.bool().expand_as(x), out, x)
+
+
+def augment(x, a, bg, g, mode, order="RGB"):
     """x: (B,3,H,W) in [0,1]; a: (B,1,H,W) cell mask in [0,1]; bg: (3,) neutral background; g: torch.Generator.
 
     paper: a random quarter turn (0/90/180/270) and a random crop (zoom 1.0-1.15), as the paper.
     full:  paper's, plus flips, a small free rotation, scale 0.85-1.2, shifts, stain jitter in optical
            density (per-channel gain and offset, channel mixing), brightness, blur and noise.
     light: the same kinds, milder (scale 0.9-1.1, gain +-10%, less mixing, blur on fewer images).
-    The background stays neutral: colours are jittered on the cell only."""
+    wide:  light's, after a wide restyling of most cells (restyle_lab) and with sharpening as well as blur:
+           laboratories differ far more than light's jitter spans (see restyle_lab).
+    The background stays neutral: colours are jittered on the cell only. order is x's channel order."""
+    if mode not in AUGMENT_MODES:
+        raise SystemExit(f"augment {mode!r}: want one of {', '.join(AUGMENT_MODES)}")
     if mode == "none":
         return x
     B = x.shape[0]
@@ -158,7 +217,7 @@ def augment(x, a, bg, g, mode):
     k = torch.randint(0, 4, (B,), generator=g).float()
     ang = k * (math.pi / 2)
     strong = mode == "full"
-    if mode in ("full", "light"):
+    if mode in ("full", "light", "wide"):
         ang = ang + (u(B) - 0.5) * (math.pi / 6)
         scale = (0.85 + u(B) * 0.35) if strong else (0.9 + u(B) * 0.2)
         flip = torch.where(u(B) < 0.5, -1.0, 1.0)
@@ -175,8 +234,10 @@ def augment(x, a, bg, g, mode):
     bgv = bg.view(1, 3, 1, 1)
     x = F.grid_sample(x - bgv, grid, align_corners=False, padding_mode="zeros") + bgv
     a = F.grid_sample(a, grid, align_corners=False, padding_mode="zeros")
-    if mode not in ("full", "light"):
+    if mode not in ("full", "light", "wide"):
         return x.clamp(0, 1)
+    if mode == "wide":
+        x = restyle_lab(x.clamp(0, 1), a, g, order)
     # stain jitter in optical density: Beer-Lambert makes stain amount multiplicative there
     od = -torch.log(x.clamp(min=1.0 / 255))
     mix = torch.eye(3).unsqueeze(0) + (torch.randn(B, 3, 3, generator=g) * (0.05 if strong else 0.02))
@@ -194,6 +255,16 @@ def augment(x, a, bg, g, mode):
         k1 = k1 / k1.sum()
         k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5).contiguous()
         xc[sel] = F.conv2d(F.pad(xc[sel], (2, 2, 2, 2), mode="replicate"), k2, groups=3)
+    if mode == "wide":
+        # sharpen another share (unsharp mask): cameras and scanners differ in sharpness both ways
+        sel = torch.nonzero(u(B) < 0.15).flatten()
+        if len(sel):
+            r = torch.arange(-2, 3).float()
+            k1 = torch.exp(-(r ** 2) / 2.0)
+            k1 = k1 / k1.sum()
+            k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5).contiguous()
+            soft = F.conv2d(F.pad(xc[sel], (2, 2, 2, 2), mode="replicate"), k2, groups=3)
+            xc[sel] = xc[sel] + (0.3 + u(len(sel), 1, 1, 1) * 0.7) * (xc[sel] - soft)
     xc = xc + torch.randn(xc.shape, generator=g) * 0.01
     x = a * xc + (1 - a) * bgv
     return x.clamp(0, 1)
@@ -525,7 +596,7 @@ def main():
             b = idx[i:i + batch]
             if len(b) < 2:
                 continue
-            xb = augment(xtr[b], atr[b], bg, g, aug_mode)
+            xb = augment(xtr[b], atr[b], bg, g, aug_mode, order)
             yb = torch.from_numpy(ytr[b.numpy()])
             logits, _ = net(xb)
             loss = (F.cross_entropy(logits, yb, reduction="none") * wtr[b]).mean()
