@@ -16,7 +16,7 @@ MODEL_EXPERIMENTS ?= $(sort $(wildcard model/experiments/*.json))
 EVAL_JOBS ?= 2
 
 model-smoke: ## training smoke test: prepare samples/, train 1 epoch of both architectures, export, load in Go, parity
-	ALLSCREEN_TRAIN_SMOKE=1 ALLSCREEN_PYTHON=$(PYTHON) $(GO) test -count=1 -run 'TestTrainingSmoke' -timeout 15m ./model/
+	ALLSCREEN_TRAIN_SMOKE=1 ALLSCREEN_PYTHON=$(PYTHON) $(GO) test -count=1 -run 'TestTrainingSmoke|TestAugmentChecks' -timeout 15m ./model/
 
 model-parity: ## Go vs PyTorch on the committed fixtures (tiny model and shipped models) within 1e-4
 	set -o pipefail; $(GO) test -count=1 -run 'Parity' -v ./model/ | grep -E '^(---|ok|FAIL|\s+net_test)'
@@ -39,7 +39,9 @@ SEED_RUNS ?= model/experiments/allidb2-compact-multisite.json:wbcseg \
 	model/experiments/seeds/nopbc-idb1.json:pbc-lymphocytes \
 	model/experiments/seeds/nopbc-ema.json:pbc-lymphocytes \
 	model/experiments/seeds/nopbc-idb1-ema.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-ema-long.json:pbc-lymphocytes
+	model/experiments/seeds/nopbc-ema-long.json:pbc-lymphocytes \
+	model/experiments/allidb2-compact-multisite-ema-wide.json:wbcseg \
+	model/experiments/seeds/nopbc-ema-wide.json:pbc-lymphocytes
 model-seeds: build ## recipes trained on all their data with seeds 1-5, judged on a site never trained on (model/results/seeds-*.json; models cached in $(MODEL_WORK)/seeds)
 	set -e; for r in $(SEED_RUNS); do \
 	  BIN=$(BIN) MODEL_WORK=$(MODEL_WORK) PYTHON=$(PYTHON) ALLSCREEN_DATA=$(D) model/train/seeds.sh $${r%%:*} $${r##*:}; done

@@ -35,9 +35,10 @@ func TestTrainingSmoke(t *testing.T) {
 		}
 	}
 	for _, arch := range []struct {
-		name string
-		size int
-	}{{"compact", 64}, {"paper", 256}} {
+		name    string
+		size    int
+		augment string
+	}{{"compact", 64, "wide"}, {"paper", 256, "full"}} {
 		t.Run(arch.name, func(t *testing.T) {
 			dir := t.TempDir()
 			spec := DefaultInputSpec
@@ -59,7 +60,7 @@ func TestTrainingSmoke(t *testing.T) {
 			val.Inputs = []string{rows[0].Input, rows[len(rows)-1].Input}
 			cfg := trainConfig{Arch: arch.name, Seed: 1, Epochs: 1, Threads: 2, Classes: []string{"normal", "blast"},
 				Positive: "blast", Task: TaskDetection, Train: []trainPart{all}, Val: []trainPart{val}, Test: []trainPart{all},
-				Augment: "full", Protocol: SplitThenAugment, Out: filepath.Join(dir, "out"), Name: "smoke", Provisional: true,
+				Augment: arch.augment, Protocol: SplitThenAugment, Out: filepath.Join(dir, "out"), Name: "smoke", Provisional: true,
 				Parity: &parityConfig{Dir: prep, Out: filepath.Join(dir, "out", "parity", "smoke.json")}}
 			raw, _ := json.Marshal(cfg)
 			cfgPath := filepath.Join(dir, "config.json")
@@ -105,5 +106,23 @@ func TestTrainingSmoke(t *testing.T) {
 				t.Fatalf("two runs with seed 1 gave different models (%s, %s)", m.ONNXSHA256[:12], m2.ONNXSHA256[:12])
 			}
 		})
+	}
+}
+
+// TestAugmentChecks runs model/train/check_augment.py: the colour
+// conversions round-trip, "wide" restyles cells within its stated bounds
+// and BGR inputs like RGB ones, every augmentation keeps the neutral
+// background, and an unknown one is refused. Gated like TestTrainingSmoke.
+func TestAugmentChecks(t *testing.T) {
+	if os.Getenv("ALLSCREEN_TRAIN_SMOKE") != "1" {
+		t.Skip("set ALLSCREEN_TRAIN_SMOKE=1 (make model-smoke) to run the augmentation checks")
+	}
+	python := os.Getenv("ALLSCREEN_PYTHON")
+	if python == "" {
+		python = "/usr/bin/python3"
+	}
+	out, err := exec.Command(python, "train/check_augment.py").CombinedOutput()
+	if err != nil {
+		t.Fatalf("check_augment.py: %v\n%s", err, out)
 	}
 }
