@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,6 +48,14 @@ func runEval(argv []string) error {
 	if len(rest) > 0 || (*experiment == "") == (*modelPath == "") {
 		fs.Usage()
 		return errUsage
+	}
+	jobsSet := false
+	fs.Visit(func(f *flag.Flag) { jobsSet = jobsSet || f.Name == "jobs" })
+	switch {
+	case jobsSet && *experiment == "":
+		return fmt.Errorf("eval: --jobs applies to --experiment only (--model evaluates one model)")
+	case *jobs < 1:
+		return fmt.Errorf("eval: --jobs %d: want at least 1", *jobs)
 	}
 	var result any
 	var report model.Report

@@ -105,3 +105,32 @@ func TestExportCommand(t *testing.T) {
 		t.Errorf("export without --out: exit %d, want 2 (usage)", code)
 	}
 }
+
+// --jobs belongs to --experiment: with --model it is refused rather than
+// silently ignored. The same command without it succeeds.
+func TestEvalJobsOnlyWithExperiment(t *testing.T) {
+	dir := t.TempDir()
+	for _, label := range []string{"blast", "normal"} {
+		src, _ := filepath.Glob(filepath.Join("..", "..", "samples", label+"_*"))
+		if len(src) == 0 {
+			t.Fatalf("no %s sample", label)
+		}
+		raw, err := os.ReadFile(src[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, label), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, label, filepath.Base(src[0])), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"eval", "--model", "../../model/shipped/detect.json", "--data", dir, "--json"}
+	if code, out := runCaptured(t, args...); code != 0 {
+		t.Fatalf("eval --model: exit %d\n%s", code, out)
+	}
+	if code, _ := runCaptured(t, append(args, "--jobs", "2")...); code != 1 {
+		t.Fatalf("eval --model --jobs 2: exit %d, want 1", code)
+	}
+}
