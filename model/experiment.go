@@ -109,6 +109,12 @@ type DataSource struct {
 	CentroidLabel string  `json:"centroid_label,omitempty"`
 	PerEpoch      int     `json:"per_epoch,omitempty"`
 	Weight        float64 `json:"weight,omitempty"`
+	// DropEdgeCells (fields only): a cell whose box touches the field's
+	// edge is left out of training. Its crop reaches past the field and is
+	// filled by replicating the edge, so the input shows part of a cell
+	// with stripes: in bll-stages' 224-pixel fields 30-57% of the cells,
+	// more of them on blast fields than on benign ones.
+	DropEdgeCells bool `json:"drop_edge_cells,omitempty"`
 }
 
 // AugmentModes are the augmentations train.py knows (its AUGMENT_MODES):
@@ -182,6 +188,9 @@ func ReadExperiment(path string) (*Experiment, error) {
 		sources = append(sources, *e.FieldEval)
 	}
 	for _, ds := range sources {
+		if ds.DropEdgeCells && !ds.Fields {
+			return nil, fmt.Errorf("experiment %s: data source %s: drop_edge_cells needs \"fields\": true", path, ds.Name)
+		}
 		if ds.Centroids != "" && (!ds.Fields || ds.CentroidLabel == "") {
 			return nil, fmt.Errorf("experiment %s: data source %s: centroids need \"fields\": true and a centroid_label", path, ds.Name)
 		}
@@ -294,7 +303,39 @@ func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepa
 			rows[i].Group = g
 		}
 	}
+	if ds.DropEdgeCells {
+		n, err := r.dropEdgeCells(ds, rows)
+		if err != nil {
+			return nil, err
+		}
+		r.logf("%s: %d of %d cells touch their field's edge and are left out", name, n, len(rows))
+	}
 	return &Prepared{Source: ds, Dir: dir, Rows: rows}, nil
+}
+
+// dropEdgeCells leaves out (Class -1) the rows whose cell box touches the
+// edge of its field (vision's Cell.AtEdge: the box is clipped to the field
+// exactly when the cell reaches its edge) and returns how many it left out.
+func (r *Runner) dropEdgeCells(ds DataSource, rows []IndexRow) (int, error) {
+	size := map[string]image.Point{}
+	n := 0
+	for i, row := range rows {
+		sz, ok := size[row.Source]
+		if !ok {
+			w, h, err := vision.ImageSize(filepath.Join(r.DataDir, ds.Images, row.Source))
+			if err != nil {
+				return 0, fmt.Errorf("drop edge cells of %s: %w", ds.Name, err)
+			}
+			sz = image.Pt(w, h)
+			size[row.Source] = sz
+		}
+		b := row.Box
+		if b.Min.X <= 0 || b.Min.Y <= 0 || b.Max.X >= sz.X || b.Max.Y >= sz.Y {
+			rows[i].Class = -1
+			n++
+		}
+	}
+	return n, nil
 }
 
 func mapLabel(m map[string]string, l string) string {

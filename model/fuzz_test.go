@@ -322,6 +322,13 @@ func TestReadExperiments(t *testing.T) {
 	if _, err := ReadExperiment(bad); err == nil || !strings.Contains(err.Error(), "centroids need") {
 		t.Fatalf("a centroids source without a label: %v", err)
 	}
+	// drop_edge_cells needs whole fields.
+	if err := os.WriteFile(bad, bytes.Replace(raw, []byte(`"per_epoch": 100`), []byte(`"per_epoch": 100, "drop_edge_cells": true`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadExperiment(bad); err == nil || !strings.Contains(err.Error(), "drop_edge_cells needs") {
+		t.Fatalf("drop_edge_cells on crops: %v", err)
+	}
 	// An augmentation train.py does not know is refused here, not after the
 	// inputs are prepared.
 	if err := os.WriteFile(bad, bytes.Replace(raw, []byte(`"augment": "light"`), []byte(`"augment": "lite"`), 1), 0o644); err != nil {

@@ -77,6 +77,25 @@ func LoadImage(path string) (gocv.Mat, error) {
 	return m, nil
 }
 
+// ImageSize reads the width and height from an image file's header only
+// (PNG, JPEG, BMP or TIFF), without decoding its pixels.
+func ImageSize(path string) (w, h int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg, _, err := decodeConfig(data)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: header: %v: %w", path, err, ErrBadImage)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
 // DecodeImage decodes an encoded PNG, JPEG, BMP or TIFF image into an 8-bit
 // BGR Mat, with the same checks as LoadImage.
 //

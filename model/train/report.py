@@ -35,6 +35,7 @@ DETECTION = [  # (result name, short description)
     ("allidb2-compact-multisite-idb1", "the same + ALL-IDB1's other white cells as normal (not shipped)"),
     ("allidb2-compact-multisite-ema-long", "the shipped recipe trained 4x as long, 240 epochs (not shipped)"),
     ("allidb2-compact-multisite-ema-wide", "the shipped recipe with wide colour and contrast augmentation (decided by its rule)"),
+    ("allidb2-compact-multisite-ema-noedge", "the shipped recipe without bll-stages' cells cut by the field edge (decided by its rule)"),
     ("allidb2-compact", "compact, segmented, ALL-IDB2 only"),
     ("allidb2-compact-raw", "compact, RAW crop, ALL-IDB2 only"),
     ("allidb2-compact-paperaug", "compact, segmented, paper's augmentation, split first"),
