@@ -17,13 +17,7 @@ import (
 // and takes about a minute, so it runs only when ALLSCREEN_TRAIN_SMOKE=1
 // (`make model-smoke`, part of `make test`).
 func TestTrainingSmoke(t *testing.T) {
-	if os.Getenv("ALLSCREEN_TRAIN_SMOKE") != "1" {
-		t.Skip("set ALLSCREEN_TRAIN_SMOKE=1 (make model-smoke) to run the training smoke test")
-	}
-	python := os.Getenv("ALLSCREEN_PYTHON")
-	if python == "" {
-		python = "/usr/bin/python3"
-	}
+	python := trainingPython(t)
 	items, err := sampleItems("../samples")
 	if err != nil {
 		t.Fatal(err)
@@ -114,15 +108,21 @@ func TestTrainingSmoke(t *testing.T) {
 // and BGR inputs like RGB ones, every augmentation keeps the neutral
 // background, and an unknown one is refused. Gated like TestTrainingSmoke.
 func TestAugmentChecks(t *testing.T) {
-	if os.Getenv("ALLSCREEN_TRAIN_SMOKE") != "1" {
-		t.Skip("set ALLSCREEN_TRAIN_SMOKE=1 (make model-smoke) to run the augmentation checks")
-	}
-	python := os.Getenv("ALLSCREEN_PYTHON")
-	if python == "" {
-		python = "/usr/bin/python3"
-	}
-	out, err := exec.Command(python, "train/check_augment.py").CombinedOutput()
+	out, err := exec.Command(trainingPython(t), "train/check_augment.py").CombinedOutput()
 	if err != nil {
 		t.Fatalf("check_augment.py: %v\n%s", err, out)
 	}
+}
+
+// trainingPython skips the test unless ALLSCREEN_TRAIN_SMOKE=1 and returns
+// the Python with torch (ALLSCREEN_PYTHON, default /usr/bin/python3).
+func trainingPython(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("ALLSCREEN_TRAIN_SMOKE") != "1" {
+		t.Skip("set ALLSCREEN_TRAIN_SMOKE=1 (make model-smoke) to run the tests that call Python")
+	}
+	if p := os.Getenv("ALLSCREEN_PYTHON"); p != "" {
+		return p
+	}
+	return "/usr/bin/python3"
 }
