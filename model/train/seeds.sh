@@ -5,7 +5,7 @@
 # normal white cells it never trained on (wbcseg: also per cell type).
 # Models and reports go to $MODEL_WORK/seeds/<experiment>/; a model already
 # there is reused (delete it to retrain). Then seeds.py writes
-# model/results/seeds-<experiment>.json.
+# model/results/seeds-<experiment>-<site>.json.
 set -euo pipefail
 exp=$1 site=$2
 shift 2
@@ -44,4 +44,4 @@ for s in "${seeds[@]}"; do
 		logged "$dir/s$s-$site-$t.log" "$BIN/allscreen" eval --model "$m" "${data[@]}" --map "$t=normal,*=" --json --out "$dir/s$s-$site-$t.json"
 	done
 done
-"$PYTHON" model/train/seeds.py "$dir" "$name" "$site" model/shipped/detect.json "model/results/seeds-$name.json"
+"$PYTHON" model/train/seeds.py "$dir" "$name" "$site" model/shipped/detect.json "model/results/seeds-$name-$site.json"
