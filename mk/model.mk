@@ -48,7 +48,11 @@ SEED_RUNS ?= model/experiments/allidb2-compact-multisite.json:wbcseg \
 	model/experiments/seeds/nopbc-ema.json:wbcseg \
 	model/experiments/seeds/nopbc-ema-long.json:wbcseg \
 	model/experiments/seeds/nopbc-ema-wide.json:wbcseg \
-	model/experiments/seeds/nopbc-ema-noedge.json:wbcseg
+	model/experiments/seeds/nopbc-ema-noedge.json:wbcseg \
+	model/experiments/seeds/nopbc.json:wbcseg \
+	model/experiments/seeds/nopbc-labstd.json:wbcseg \
+	model/experiments/seeds/nopbc-idb1.json:wbcseg \
+	model/experiments/seeds/nopbc-idb1-ema.json:wbcseg
 model-seeds: build ## recipes trained on all their data with seeds 1-5, judged on a site never trained on (model/results/seeds-*.json; models cached in $(MODEL_WORK)/seeds)
 	set -e; for r in $(SEED_RUNS); do \
 	  BIN=$(BIN) MODEL_WORK=$(MODEL_WORK) PYTHON=$(PYTHON) ALLSCREEN_DATA=$(D) model/train/seeds.sh $${r%%:*} $${r##*:}; done
