@@ -110,7 +110,8 @@ type DataSource struct {
 	PerEpoch      int     `json:"per_epoch,omitempty"`
 	Weight        float64 `json:"weight,omitempty"`
 	// DropEdgeCells (fields only): a cell whose box touches the field's
-	// edge is left out of training. Its crop reaches past the field and is
+	// edge is left out of whatever the source is used for (bll-stages':
+	// training). Its crop reaches past the field and is
 	// filled by replicating the edge, so the input shows part of a cell
 	// with stripes: in bll-stages' 224-pixel fields 30-57% of the cells,
 	// more of them on blast fields than on benign ones.

@@ -77,8 +77,9 @@ func LoadImage(path string) (gocv.Mat, error) {
 	return m, nil
 }
 
-// ImageSize reads the width and height from an image file's header only
-// (PNG, JPEG, BMP or TIFF), without decoding its pixels.
+// ImageSize returns an image file's width and height as its header states
+// them (PNG, JPEG, BMP or TIFF; files over MaxFileBytes are refused), without
+// decoding its pixels.
 func ImageSize(path string) (w, h int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -88,6 +89,9 @@ func ImageSize(path string) (w, h int, err error) {
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return 0, 0, fmt.Errorf("%s: file is larger than %d bytes: %w", path, MaxFileBytes, ErrBadImage)
 	}
 	cfg, _, err := decodeConfig(data)
 	if err != nil {
