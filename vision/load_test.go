@@ -266,3 +266,37 @@ func TestLoadImagePaths(t *testing.T) {
 		}
 	}
 }
+
+// ImageSize reads the size from the header of each format LoadImage takes,
+// and refuses what is not an image or is cut before its header ends.
+func TestImageSize(t *testing.T) {
+	dir := t.TempDir()
+	img := testPattern(32, 24)
+	files := map[string][]byte{"a.png": encodePNG(t, img), "a.jpg": encodeJPEG(t, img)}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if w, h, err := ImageSize(p); err != nil || w != 32 || h != 24 {
+			t.Errorf("%s: %dx%d, %v; want 32x24", name, w, h, err)
+		}
+		cut := filepath.Join(dir, "cut-"+name)
+		if err := os.WriteFile(cut, data[:10], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ImageSize(cut); !errors.Is(err, ErrBadImage) {
+			t.Errorf("%s cut to 10 bytes: %v, want ErrBadImage", name, err)
+		}
+	}
+	text := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(text, []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ImageSize(text); !errors.Is(err, ErrBadImage) {
+		t.Errorf("a text file: %v, want ErrBadImage", err)
+	}
+	if _, _, err := ImageSize(filepath.Join(dir, "missing.png")); err == nil {
+		t.Error("a missing file: no error")
+	}
+}
