@@ -43,32 +43,9 @@ var ErrBadImage = errors.New("not a usable image")
 // to 8 bits and an alpha channel is dropped. Empty, truncated, non-image,
 // tiny or huge files give an error naming the file, never a crash.
 func LoadImage(path string) (gocv.Mat, error) {
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return gocv.Mat{}, fmt.Errorf("%s: no such file", path)
-	case errors.Is(err, fs.ErrPermission):
-		return gocv.Mat{}, fmt.Errorf("%s: permission denied", path)
-	case err != nil:
-		return gocv.Mat{}, fmt.Errorf("%s: %w", path, err)
-	case st.IsDir():
-		return gocv.Mat{}, fmt.Errorf("%s: is a directory, not an image file: %w", path, ErrBadImage)
-	case !st.Mode().IsRegular():
-		return gocv.Mat{}, fmt.Errorf("%s: not a regular file: %w", path, ErrBadImage)
-	case st.Size() > MaxFileBytes:
-		return gocv.Mat{}, fmt.Errorf("%s: file is %d bytes, more than the %d accepted: %w", path, st.Size(), MaxFileBytes, ErrBadImage)
-	}
-	f, err := os.Open(path)
+	data, err := readImageFile(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return gocv.Mat{}, fmt.Errorf("%s: permission denied", path)
-		}
-		return gocv.Mat{}, fmt.Errorf("%s: %w", path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return gocv.Mat{}, fmt.Errorf("%s: %w", path, err)
+		return gocv.Mat{}, err
 	}
 	m, err := DecodeImage(data)
 	if err != nil {
@@ -78,26 +55,55 @@ func LoadImage(path string) (gocv.Mat, error) {
 }
 
 // ImageSize returns an image file's width and height as its header states
-// them (PNG, JPEG, BMP or TIFF; files over MaxFileBytes are refused), without
-// decoding its pixels.
+// them (PNG, JPEG, BMP or TIFF), without decoding its pixels. The file is
+// read with LoadImage's checks, so it fails as LoadImage would.
 func ImageSize(path string) (w, h int, err error) {
-	f, err := os.Open(path)
+	data, err := readImageFile(path)
 	if err != nil {
 		return 0, 0, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxFileBytes {
-		return 0, 0, fmt.Errorf("%s: file is larger than %d bytes: %w", path, MaxFileBytes, ErrBadImage)
 	}
 	cfg, _, err := decodeConfig(data)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s: header: %v: %w", path, err, ErrBadImage)
 	}
 	return cfg.Width, cfg.Height, nil
+}
+
+// readImageFile reads a file that should hold an image, with an error
+// naming the file for a missing or unreadable one, a directory, a device
+// and anything over MaxFileBytes.
+func readImageFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s: no such file", path)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("%s: permission denied", path)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", path, err)
+	case st.IsDir():
+		return nil, fmt.Errorf("%s: is a directory, not an image file: %w", path, ErrBadImage)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: not a regular file: %w", path, ErrBadImage)
+	case st.Size() > MaxFileBytes:
+		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d accepted: %w", path, st.Size(), MaxFileBytes, ErrBadImage)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("%s: permission denied", path)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes { // grew since the stat
+		return nil, fmt.Errorf("%s: file is larger than %d bytes: %w", path, MaxFileBytes, ErrBadImage)
+	}
+	return data, nil
 }
 
 // DecodeImage decodes an encoded PNG, JPEG, BMP or TIFF image into an 8-bit
