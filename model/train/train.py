@@ -144,6 +144,7 @@ def to_tensor(rgb, alpha, order):
 # ---------------------------------------------------------------- augmentation (training data only, after the split)
 
 AUGMENT_MODES = ("none", "paper", "light", "full", "wide")
+JITTER_MODES = ("full", "light", "wide")  # the modes with free rotation, flips, stain jitter and blur
 
 # restyle_lab's ranges, in CIE L*a*b* units (L 0-100; OpenCV's 8-bit Lab is L*255/100, a+128, b+128).
 # Measured on the segmented cells: the training sites' per-site mean L spans 65-179 (8-bit), b 74-104,
@@ -154,11 +155,14 @@ AUGMENT_MODES = ("none", "paper", "light", "full", "wide")
 RESTYLE = {"p": 0.8, "shift": (16.0, 12.0, 25.0), "gain": ((0.7, 2.0), (0.7, 1.6), (0.7, 1.6))}
 
 
+D65 = torch.tensor([0.950456, 1.0, 1.088754]).view(1, 3, 1, 1)  # the white point of sRGB, in XYZ
+
+
 def rgb_to_lab(x):
     """x: (B,3,H,W) sRGB in [0,1] -> CIE L*a*b* (D65), L in 0..100."""
     lin = torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
     m = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
-    xyz = torch.einsum("ij,bjhw->bihw", m, lin) / torch.tensor([0.950456, 1.0, 1.088754]).view(1, 3, 1, 1)
+    xyz = torch.einsum("ij,bjhw->bihw", m, lin) / D65
     f = torch.where(xyz > 0.008856, xyz.clamp(min=1e-9) ** (1 / 3), 7.787 * xyz + 16 / 116)
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
 
@@ -167,7 +171,7 @@ def lab_to_rgb(lab):
     """Inverse of rgb_to_lab; out-of-gamut colours are clipped to [0,1]."""
     fy = (lab[:, 0] + 16) / 116
     f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], 1)
-    xyz = torch.where(f > 0.206893, f ** 3, (f - 16 / 116) / 7.787) * torch.tensor([0.950456, 1.0, 1.088754]).view(1, 3, 1, 1)
+    xyz = torch.where(f > 0.206893, f ** 3, (f - 16 / 116) / 7.787) * D65
     m = torch.tensor([[3.240479, -1.53715, -0.498535], [-0.969256, 1.875991, 0.041556], [0.055648, -0.204043, 1.057311]])
     lin = torch.einsum("ij,bjhw->bihw", m, xyz).clamp(0, 1)
     return torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp(min=1e-9) ** (1 / 2.4) - 0.055).clamp(0, 1)
@@ -198,6 +202,15 @@ def restyle_lab(x, a, g, order="RGB"):
     return torch.where(on.bool().expand_as(x), out, x)
 
 
+def blur5(x, s):
+    """x: (B,3,H,W) blurred by a 5x5 Gaussian of sigma s, edges replicated."""
+    r = torch.arange(-2, 3).float()
+    k1 = torch.exp(-(r ** 2) / (2 * s * s))
+    k1 = k1 / k1.sum()
+    k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5).contiguous()
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k2, groups=3)
+
+
 def augment(x, a, bg, g, mode, order="RGB"):
     """x: (B,3,H,W) in [0,1]; a: (B,1,H,W) cell mask in [0,1]; bg: (3,) neutral background; g: torch.Generator.
 
@@ -217,7 +230,7 @@ def augment(x, a, bg, g, mode, order="RGB"):
     k = torch.randint(0, 4, (B,), generator=g).float()
     ang = k * (math.pi / 2)
     strong = mode == "full"
-    if mode in ("full", "light", "wide"):
+    if mode in JITTER_MODES:
         ang = ang + (u(B) - 0.5) * (math.pi / 6)
         scale = (0.85 + u(B) * 0.35) if strong else (0.9 + u(B) * 0.2)
         flip = torch.where(u(B) < 0.5, -1.0, 1.0)
@@ -234,7 +247,7 @@ def augment(x, a, bg, g, mode, order="RGB"):
     bgv = bg.view(1, 3, 1, 1)
     x = F.grid_sample(x - bgv, grid, align_corners=False, padding_mode="zeros") + bgv
     a = F.grid_sample(a, grid, align_corners=False, padding_mode="zeros")
-    if mode not in ("full", "light", "wide"):
+    if mode not in JITTER_MODES:
         return x.clamp(0, 1)
     if mode == "wide":
         x = restyle_lab(x.clamp(0, 1), a, g, order)
@@ -249,22 +262,12 @@ def augment(x, a, bg, g, mode, order="RGB"):
     # blur about a third of the images (focus differs between microscopes); one sigma per batch keeps it cheap
     sel = torch.nonzero(u(B) < (0.33 if strong else 0.15)).flatten()
     if len(sel):
-        s = 0.4 + float(u(1)) * 0.8
-        r = torch.arange(-2, 3).float()
-        k1 = torch.exp(-(r ** 2) / (2 * s * s))
-        k1 = k1 / k1.sum()
-        k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5).contiguous()
-        xc[sel] = F.conv2d(F.pad(xc[sel], (2, 2, 2, 2), mode="replicate"), k2, groups=3)
+        xc[sel] = blur5(xc[sel], 0.4 + float(u(1)) * 0.8)
     if mode == "wide":
         # sharpen another share (unsharp mask): cameras and scanners differ in sharpness both ways
         sel = torch.nonzero(u(B) < 0.15).flatten()
         if len(sel):
-            r = torch.arange(-2, 3).float()
-            k1 = torch.exp(-(r ** 2) / 2.0)
-            k1 = k1 / k1.sum()
-            k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5).contiguous()
-            soft = F.conv2d(F.pad(xc[sel], (2, 2, 2, 2), mode="replicate"), k2, groups=3)
-            xc[sel] = xc[sel] + (0.3 + u(len(sel), 1, 1, 1) * 0.7) * (xc[sel] - soft)
+            xc[sel] = xc[sel] + (0.3 + u(len(sel), 1, 1, 1) * 0.7) * (xc[sel] - blur5(xc[sel], 1.0))
     xc = xc + torch.randn(xc.shape, generator=g) * 0.01
     x = a * xc + (1 - a) * bgv
     return x.clamp(0, 1)
