@@ -27,32 +27,15 @@ model: build ## retrain the shipped models (model/shipped/) from ../shared/data,
 
 # Recipes trained on all their data once per seed (no fold held out), each model judged on a site it
 # never trained on: EXPERIMENT:SITE. The "nopbc" recipes hold PBC out to choose a recipe on it
-# (input colour mode, ALL-IDB1's other cells, weight averaging), so that wbcseg stays a test; they are
-# judged on wbcseg too, as a second unseen site (reported, never chosen on).
-SEED_RUNS ?= model/experiments/allidb2-compact-multisite.json:wbcseg \
-	model/experiments/allidb2-compact-multisite-labstd.json:wbcseg \
-	model/experiments/allidb2-compact-multisite-idb1.json:wbcseg \
-	model/experiments/allidb2-compact-multisite-ema.json:wbcseg \
-	model/experiments/allidb2-compact-multisite-ema-long.json:wbcseg \
+# (input colour mode, ALL-IDB1's other cells, weight averaging, ...), so that wbcseg stays a test; each
+# is judged on wbcseg too, as a second unseen site (reported, never chosen on). A second site only
+# evaluates the models the first one trained.
+NOPBC_RECIPES ?= nopbc nopbc-labstd nopbc-idb1 nopbc-ema nopbc-idb1-ema nopbc-ema-long nopbc-ema-wide nopbc-ema-noedge
+SEED_RUNS ?= $(foreach r,allidb2-compact-multisite allidb2-compact-multisite-labstd allidb2-compact-multisite-idb1 \
+	  allidb2-compact-multisite-ema allidb2-compact-multisite-ema-long allidb2-compact-multisite-ema-wide \
+	  allidb2-compact-multisite-ema-noedge,model/experiments/$(r).json:wbcseg) \
 	model/experiments/seeds/multisite-idb1-ema.json:wbcseg \
-	model/experiments/seeds/nopbc.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-labstd.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-idb1.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-ema.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-idb1-ema.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-ema-long.json:pbc-lymphocytes \
-	model/experiments/allidb2-compact-multisite-ema-wide.json:wbcseg \
-	model/experiments/seeds/nopbc-ema-wide.json:pbc-lymphocytes \
-	model/experiments/allidb2-compact-multisite-ema-noedge.json:wbcseg \
-	model/experiments/seeds/nopbc-ema-noedge.json:pbc-lymphocytes \
-	model/experiments/seeds/nopbc-ema.json:wbcseg \
-	model/experiments/seeds/nopbc-ema-long.json:wbcseg \
-	model/experiments/seeds/nopbc-ema-wide.json:wbcseg \
-	model/experiments/seeds/nopbc-ema-noedge.json:wbcseg \
-	model/experiments/seeds/nopbc.json:wbcseg \
-	model/experiments/seeds/nopbc-labstd.json:wbcseg \
-	model/experiments/seeds/nopbc-idb1.json:wbcseg \
-	model/experiments/seeds/nopbc-idb1-ema.json:wbcseg
+	$(foreach r,$(NOPBC_RECIPES),model/experiments/seeds/$(r).json:pbc-lymphocytes model/experiments/seeds/$(r).json:wbcseg)
 model-seeds: build ## recipes trained on all their data with seeds 1-5, judged on a site never trained on (model/results/seeds-*.json; models cached in $(MODEL_WORK)/seeds)
 	set -e; for r in $(SEED_RUNS); do \
 	  BIN=$(BIN) MODEL_WORK=$(MODEL_WORK) PYTHON=$(PYTHON) ALLSCREEN_DATA=$(D) model/train/seeds.sh $${r%%:*} $${r##*:}; done
