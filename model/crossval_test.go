@@ -22,15 +22,7 @@ import (
 func TestRunCVPlumbing(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	// 24 crops in 12 groups of 2 (two views of one cell), half blast.
-	var rows []string
-	for i := 0; i < 24; i++ {
-		label := []string{"normal", "blast"}[(i/2)%2]
-		name := fmt.Sprintf("c%02d.png", i)
-		writeSyntheticCrop(t, filepath.Join(data, "cv", name), 40+i, 8+i%5)
-		rows = append(rows, fmt.Sprintf("%s,%s,g%d", name, label, i/2))
-	}
-	os.WriteFile(filepath.Join(data, "cv", "labels.csv"), []byte("file,label,group\n"+strings.Join(rows, "\n")+"\n"), 0o644)
+	writeSyntheticCV(t, filepath.Join(data, "cv"), 24, 2) // 12 cells seen twice, half blast
 	for i := 0; i < 6; i++ {
 		writeSyntheticCrop(t, filepath.Join(data, "other", "lymphocyte", fmt.Sprintf("o%d.png", i)), 50, 10)
 	}
@@ -45,14 +37,9 @@ cp %s/tiny.onnx "$out/model.onnx"
 sed 's/"tiny.onnx"/"model.onnx"/' %s/tiny.json > "$out/model.json"
 `, tiny, tiny)
 	os.WriteFile(fake, []byte(script), 0o755)
-	repo := filepath.Join(dir, "repo")
-	os.MkdirAll(filepath.Join(repo, "model", "train"), 0o755)
-	e := &Experiment{Name: "plumbing", Task: TaskDetection, Arch: "tiny", Labels: []string{"normal", "blast"}, Positive: "blast",
-		Input:    InputSpec{Size: 16, ChannelOrder: "RGB", Scale: 1.0 / 255, Masking: MaskNone, Framing: FrameCrop, Margin: 1.2, Background: [3]uint8{128, 128, 128}},
-		Protocol: SplitThenAugment, Augment: "none", Folds: 3, Seeds: []int{1, 2}, ValFraction: 0.2, Threads: 1,
-		CV:        DataSource{Name: "cv", Images: "cv", Labels: "cv/labels.csv"},
-		CrossSite: []DataSource{{Name: "other", Images: "other", Map: map[string]string{"*": "normal"}}}}
-	r := &Runner{DataDir: data, RepoDir: repo, Work: filepath.Join(dir, "work"), Python: fake}
+	e := tinyExperiment("plumbing", 1, 2)
+	e.CrossSite = []DataSource{{Name: "other", Images: "other", Map: map[string]string{"*": "normal"}}}
+	r := &Runner{DataDir: data, RepoDir: fakeRepo(t, dir), Work: filepath.Join(dir, "work"), Python: fake}
 	res, err := r.RunCV(e, filepath.Join(dir, "pred.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +96,7 @@ sed 's/"tiny.onnx"/"model.onnx"/' %s/tiny.json > "$out/model.json"
 	}
 
 	// Seeds run at once (--jobs 2) give the same result, in the same order.
-	r2 := &Runner{DataDir: data, RepoDir: repo, Work: filepath.Join(dir, "work2"), Python: fake, Jobs: 2, Log: io.Discard}
+	r2 := &Runner{DataDir: data, RepoDir: r.RepoDir, Work: filepath.Join(dir, "work2"), Python: fake, Jobs: 2, Log: io.Discard}
 	res2, err := r2.RunCV(e, filepath.Join(dir, "pred2.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +110,42 @@ sed 's/"tiny.onnx"/"model.onnx"/' %s/tiny.json > "$out/model.json"
 		t.Errorf("2 jobs: seed %d accuracy %v across %v; 1 job: seed %d accuracy %v across %v", res2.Seed, res2.Accuracy,
 			res2.AcrossSeeds["accuracy"].Values, res.Seed, res.Accuracy, res.AcrossSeeds["accuracy"].Values)
 	}
+}
+
+// writeSyntheticCV writes n synthetic crops into dir with a labels.csv
+// (file, label, group): each cell is seen views times in a row (one group),
+// and the cells alternate normal and blast.
+func writeSyntheticCV(t *testing.T, dir string, n, views int) {
+	t.Helper()
+	rows := "file,label,group\n"
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("c%02d.png", i)
+		writeSyntheticCrop(t, filepath.Join(dir, name), 40+i, 8+i%5)
+		rows += fmt.Sprintf("%s,%s,g%d\n", name, []string{"normal", "blast"}[(i/views)%2], i/views)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "labels.csv"), []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tinyExperiment is a detection experiment on writeSyntheticCV's set in
+// the data folder's "cv", with the tiny test model's 16x16 raw-crop input.
+func tinyExperiment(name string, seeds ...int) *Experiment {
+	return &Experiment{Name: name, Task: TaskDetection, Arch: "tiny", Labels: []string{"normal", "blast"}, Positive: "blast",
+		Input:    InputSpec{Size: 16, ChannelOrder: "RGB", Scale: 1.0 / 255, Masking: MaskNone, Framing: FrameCrop, Margin: 1.2, Background: [3]uint8{128, 128, 128}},
+		Protocol: SplitThenAugment, Augment: "none", Folds: 3, Seeds: seeds, ValFraction: 0.2, Threads: 1,
+		CV: DataSource{Name: "cv", Images: "cv", Labels: "cv/labels.csv"}}
+}
+
+// fakeRepo makes a repository folder under dir with the model/train the
+// runner expects, and returns it.
+func fakeRepo(t *testing.T, dir string) string {
+	t.Helper()
+	repo := filepath.Join(dir, "repo")
+	if err := os.MkdirAll(filepath.Join(repo, "model", "train"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return repo
 }
 
 func writeSyntheticCrop(t *testing.T, path string, side, radius int) {

@@ -13,14 +13,7 @@ import (
 func TestShipInstallOrder(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	for i := 0; i < 12; i++ {
-		writeSyntheticCrop(t, filepath.Join(data, "cv", fmt.Sprintf("c%02d.png", i)), 40+i, 8+i%5)
-	}
-	var rows string
-	for i := 0; i < 12; i++ {
-		rows += fmt.Sprintf("c%02d.png,%s,g%d\n", i, []string{"normal", "blast"}[i%2], i)
-	}
-	os.WriteFile(filepath.Join(data, "cv", "labels.csv"), []byte("file,label,group\n"+rows), 0o644)
+	writeSyntheticCV(t, filepath.Join(data, "cv"), 12, 1)
 	tiny, _ := filepath.Abs("testdata")
 	// A trainer writes NAME.onnx, NAME.json, NAME-curves.png and NAME.log
 	// into its run folder (work/ship/NAME); the failing one stops after
@@ -41,12 +34,8 @@ echo log > "$out/$name.log"
 `, tiny, tail)), 0o755)
 		return p
 	}
-	repo := filepath.Join(dir, "repo")
-	os.MkdirAll(filepath.Join(repo, "model", "train"), 0o755)
-	e := &Experiment{Name: "ship", Task: TaskDetection, Arch: "tiny", Labels: []string{"normal", "blast"}, Positive: "blast",
-		Input:    InputSpec{Size: 16, ChannelOrder: "RGB", Scale: 1.0 / 255, Masking: MaskNone, Framing: FrameCrop, Margin: 1.2, Background: [3]uint8{128, 128, 128}},
-		Protocol: SplitThenAugment, Augment: "none", Folds: 3, Seeds: []int{1}, ValFraction: 0.2, Threads: 1,
-		CV: DataSource{Name: "cv", Images: "cv", Labels: "cv/labels.csv"}}
+	repo := fakeRepo(t, dir)
+	e := tinyExperiment("ship", 1)
 	shipped := filepath.Join(dir, "shipped")
 	os.MkdirAll(shipped, 0o755)
 	old := map[string]string{"detect.onnx": "old model", "detect.json": "old manifest", "detect.log": "old log"}
