@@ -226,7 +226,11 @@ func TestFindCellsRealFields(t *testing.T) {
 	}{
 		{"mask fields", SumFields("", masked), 0.92, 0.92, 0.90},
 		{"normal fields", SumFields("", normal), 0.92, 0.92, 0},
-		{"blast fields, non-blast cells", SumFields("", blastRecall), 0.92, 0, 0},
+		// 0.92 until smudge cells were judged against the field's own white
+		// cells (so that other laboratories' nuclei are not all smudges):
+		// a neutrophil among many blasts is redder than they are, and 4 of
+		// 46 are now dropped as smudges (docs/fields.md).
+		{"blast fields, non-blast cells", SumFields("", blastRecall), 0.90, 0, 0},
 	} {
 		t.Logf("%s: recall %v, precision %v, Dice %.3f", c.name, c.g.Recall, c.g.Precision, c.g.Dice)
 		if c.g.Recall.Value < c.recall {

@@ -52,6 +52,11 @@ const (
 	minEdgeNucleus   = 0.3  // ... or this, for a cell cut by the field's edge
 	voidLevel        = 24   // pixels darker than this in every channel are no image (C-NMC's black)
 	fallbackScaleDiv = 60   // without red cells or a cut-out cell, assume R = working side / 60 (ALL-IDB1-like)
+	refRedCellOD     = 0.45 // red cells' summed optical density, lowest of a well-exposed field (dark pixels of ALL-IDB1 fields 0.46..0.58, bccd 0.53..0.57, olympus 1.0..1.6)
+	minContrast      = 0.4  // the stain gain is at most 1/minContrast
+	minSmudgeRef     = 3    // white cells a field needs before any is judged a smudge against them
+	ringClose        = 5    // kernel (working pixels) that seals a red cell's ring before its pale centre is filled
+	darkPixel        = 0.92 // a pixel this much darker than the local light absorbs: a cell, not plasma
 )
 
 // smudgeModel is a logistic model of P(smudge cell) from three measures of
@@ -61,11 +66,16 @@ const (
 // fields (see docs/fields.md); TestSmudgeModelReproduces checks these
 // numbers are what that fit gives.
 var smudgeModel = logisticModel{
-	Mean:   [3]float64{1.3776, -0.4135, 0.7046},
-	Scale:  [3]float64{0.2926, 0.1292, 0.1819},
-	Weight: [3]float64{1.4873, 3.5886, -0.7366},
-	Bias:   -2.0252,
+	Mean:   [3]float64{0.9895, -0.0340, 0.6599},
+	Scale:  [3]float64{0.1490, 0.1277, 0.1904},
+	Weight: [3]float64{-0.6349, 2.9132, -0.0800},
+	Bias:   -1.8170,
 }
+
+// smudgeRange bounds each standardised feature: the model is not
+// extrapolated past the range of the fields it was fitted on (a nucleus
+// stained darker than any in ALL-IDB1 is not thereby a smudge).
+const smudgeRange = 2.5
 
 // smudgeThreshold: candidates with P(smudge) at or above it are dropped.
 const smudgeThreshold = 0.7
@@ -79,7 +89,7 @@ type logisticModel struct {
 func (m logisticModel) prob(x [3]float64) float64 {
 	z := m.Bias
 	for i := range 3 {
-		z += m.Weight[i] * (x[i] - m.Mean[i]) / m.Scale[i]
+		z += m.Weight[i] * max(-smudgeRange, min(smudgeRange, (x[i]-m.Mean[i])/m.Scale[i]))
 	}
 	return 1 / (1 + math.Exp(-z))
 }
@@ -95,20 +105,27 @@ type fieldMaps struct {
 	radius     float64    // red-cell radius, working pixels
 	measured   bool       // radius measured from red cells (else assumed)
 	segmented  bool       // a cell already cut out onto black: no plasma, no red cells
+	// The stain normalisation (see normaliseStain): the red cells' raw
+	// stain and optical density, and the gain applied.
+	redCellStain, redCellOD, stainGain float64
+	redCellHue                         float64 // median ln(R/B) of the red cells, 0 if not measured
 }
 
 // candidate is one region that may be a white cell.
 type candidate struct {
 	pixelRegion
 	nucleus     int     // pixels above nucleusStain
-	stain       float64 // mean stain of those pixels
+	stain       float64 // mean stain of those pixels, over the field's nucleus median (nucleusRef)
 	hue         float64 // mean ln(R/B) of those pixels, relative to the background
 	circularity float64 // 4 pi area / perimeter^2 of the outline
 	atEdge      bool
-	smudge      float64 // P(smudge cell)
-	keep        bool
-	why         string // why it was dropped
-	outline     []image.Point
+	smudge      float64 // P(smudge cell); 0 when not judged
+	// smudgeJudged: the field had enough white cells to judge a smudge
+	// against (minSmudgeRef).
+	smudgeJudged bool
+	keep         bool
+	why          string // why it was dropped
+	outline      []image.Point
 }
 
 // fieldCells is the full result of finding cells in a field; FindCells
@@ -188,7 +205,12 @@ func measureField(field gocv.Mat, workSide int) (*fieldMaps, error) {
 		}
 		f.stain[p] = float32(math.Log((float64(f.bgr[3*p])+1)/(float64(f.bgr[3*p+1])+1)) - ref)
 	}
-	r, err := f.redCellRadius(blurred)
+	flat, err := flattenGrey(blurred, f.w, f.h)
+	if err != nil {
+		return nil, err
+	}
+	f.normaliseStain(flat)
+	r, err := f.redCellRadius(flat)
 	if err != nil {
 		return nil, err
 	}
@@ -269,21 +291,18 @@ func backgroundLevel(bgr []byte, void []bool) [3]float64 {
 	return out
 }
 
-// redCellRadius measures the typical red-cell radius (working pixels): the
-// median height of the local maxima of the distance map of the unstained
-// foreground. Red cells touch and overlap, but most maxima still sit at a
-// cell's centre at about its radius. Brightness is flattened first (the
-// fields are vignetted), then split by Otsu's threshold. Returns 0 when
-// there are too few red cells to measure.
-func (f *fieldMaps) redCellRadius(blurred gocv.Mat) (float64, error) {
+// flattenGrey returns the grey level of the blurred working copy divided
+// by the local illumination (0..255, 255 = the light itself), so that
+// vignetting and uneven light do not move a threshold. Illumination is the
+// brightest level within a window larger than a red cell (plasma shows
+// between cells), smoothed.
+func flattenGrey(blurred gocv.Mat, w, h int) ([]uint8, error) {
 	grey := gocv.NewMat()
 	defer grey.Close()
 	gocv.CvtColor(blurred, &grey, gocv.ColorBGRToGray)
 	gf := gocv.NewMat()
 	defer gf.Close()
 	grey.ConvertTo(&gf, gocv.MatTypeCV32F)
-	// Illumination: the brightest level within a window larger than a red
-	// cell (plasma shows between cells), smoothed.
 	const win = 41
 	k := gocv.GetStructuringElement(gocv.MorphRect, image.Pt(win, win))
 	defer k.Close()
@@ -295,24 +314,93 @@ func (f *fieldMaps) redCellRadius(blurred gocv.Mat) (float64, error) {
 	gocv.Blur(peak, &illum, image.Pt(win, win))
 	g, err1 := gf.DataPtrFloat32()
 	il, err2 := illum.DataPtrFloat32()
-	if err1 != nil || err2 != nil || len(g) != f.w*f.h || len(il) != len(g) {
-		return 0, fmt.Errorf("flatten field: %v %v", err1, err2)
+	if err1 != nil || err2 != nil || len(g) != w*h || len(il) != len(g) {
+		return nil, fmt.Errorf("flatten field: %v %v", err1, err2)
 	}
 	flat := make([]uint8, len(g))
-	var hist [256]int
 	for p := range g {
 		flat[p] = uint8(max(0, min(255, 255*(g[p]+1)/(il[p]+1))))
+	}
+	return flat, nil
+}
+
+// normaliseStain makes the stain index mean the same in every laboratory.
+// Two things differ between microscopes that the plasma-relative index
+// does not remove:
+//
+//   - the red cells' own level: under a yellow or green light the camera's
+//     colour response makes red cells score 0.3..0.6 (olympus), where
+//     under a neutral light they score about 0 (ALL-IDB1, bccd). The red
+//     cells are the bulk of the dark pixels in any blood field, so their
+//     median stain is subtracted.
+//   - contrast: flare, a pale stain, soft focus and the camera's gamma
+//     scale every optical density together. The red cells' optical density
+//     (median over the dark pixels, summed over channels) measures it; a
+//     field paler than refRedCellOD has its stain scaled up, by at most
+//     1/minContrast.
+//
+// The dark pixels are those darker than darkPixel times the local light:
+// red cells, by area, in any blood field, even one crowded with blasts.
+func (f *fieldMaps) normaliseStain(flat []uint8) {
+	t := uint8(math.Round(darkPixel * 255))
+	var st, od, hue []float64
+	for p, v := range flat {
+		if f.void[p] || v >= t {
+			continue
+		}
+		st = append(st, float64(f.stain[p]))
+		hue = append(hue, math.Log((float64(f.bgr[3*p+2])+1)/(float64(f.bgr[3*p])+1)))
+		sum := 0.0
+		for c := range 3 {
+			sum += math.Log(f.background[c] / (float64(f.bgr[3*p+c]) + 1))
+		}
+		od = append(od, sum)
+	}
+	if len(st) == 0 || len(st) < len(flat)/50 || f.segmented {
+		return // too few red cells to judge by (or none: a cut-out cell)
+	}
+	slices.Sort(st)
+	slices.Sort(od)
+	slices.Sort(hue)
+	f.redCellHue = hue[len(hue)/2]
+	f.redCellStain = st[len(st)/2]
+	f.redCellOD = od[len(od)/2]
+	gain := 1 / max(minContrast, min(1, f.redCellOD/refRedCellOD))
+	f.stainGain = gain
+	for p := range f.stain {
+		if !f.void[p] {
+			f.stain[p] = float32((float64(f.stain[p]) - f.redCellStain) * gain)
+		}
+	}
+}
+
+// redCellRadius measures the typical red-cell radius (working pixels): the
+// median height of the local maxima of the distance map of the unstained
+// foreground. Red cells touch and overlap, but most maxima still sit at a
+// cell's centre at about its radius. The flattened grey level is split by
+// Otsu's threshold. Returns 0 when there are too few red cells to measure.
+func (f *fieldMaps) redCellRadius(flat []uint8) (float64, error) {
+	var hist [256]int
+	for p := range flat {
 		if !f.void[p] && f.stain[p] < unstainedStain {
 			hist[flat[p]]++
 		}
 	}
 	t := otsuThreshold(hist[:])
-	fg := make([]uint8, len(g))
+	fg := make([]uint8, len(flat))
 	for p := range fg {
 		if !f.void[p] && (flat[p] < t || f.stain[p] >= unstainedStain) {
 			fg[p] = 255
 		}
 	}
+	// A red cell's pale centre is a hole in its disc; a small closing
+	// seals rings left open by a gap of a pixel or two, so the hole fills
+	// and the cell's centre is its deepest point.
+	closed, err := (&Mask{W: f.w, H: f.h, Pix: fg}).morph(gocv.MorphClose, ringClose)
+	if err != nil {
+		return 0, err
+	}
+	fg = closed.Pix
 	fillEnclosedHoles(fg, f.w, f.h)
 	opened, err := (&Mask{W: f.w, H: f.h, Pix: fg}).morph(gocv.MorphOpen, 3)
 	if err != nil {
@@ -447,7 +535,6 @@ func (f *fieldCells) describe() {
 	for i := range cs {
 		cs[i].label = i + 1
 	}
-	hueRef := math.Log(f.background[2] / f.background[0])
 	hueSum := make([]float64, n)
 	stainSum := make([]float64, n)
 	for p, l := range f.labels {
@@ -467,21 +554,37 @@ func (f *fieldCells) describe() {
 		if s := f.stain[p]; s > nucleusStain {
 			c.nucleus++
 			stainSum[l-1] += float64(s)
-			hueSum[l-1] += math.Log((float64(f.bgr[3*p+2])+1)/(float64(f.bgr[3*p])+1)) - hueRef
+			hueSum[l-1] += pixelHue(f.bgr, p)
 		}
 	}
+	for i := range cs {
+		c := &cs[i]
+		c.atEdge = c.area > 0 && (c.box.Min.X == 0 || c.box.Min.Y == 0 || c.box.Max.X == f.w || c.box.Max.Y == f.h)
+	}
+	// A nucleus's hue and stain are judged against the field's own white
+	// cells (the medians over the nucleus-stained pixels of every
+	// candidate big enough to be one): how red and how dark a stain makes
+	// chromatin differs between laboratories (olympus's intact nuclei are
+	// as red, against its red cells, as ALL-IDB1's smudge cells, and twice
+	// as dark), while within a field a smudge cell is redder and darker
+	// than the intact ones. A field with one white cell judges it against
+	// itself: the smudge test then rests on its outline.
+	hueRef, stainRef, refCells := f.nucleusRef(cs)
+	judged := refCells >= minSmudgeRef
 	for i := range cs {
 		c := &cs[i]
 		if c.area == 0 {
 			continue
 		}
-		c.atEdge = c.box.Min.X == 0 || c.box.Min.Y == 0 || c.box.Max.X == f.w || c.box.Max.Y == f.h
 		if c.nucleus > 0 {
-			c.stain = stainSum[i] / float64(c.nucleus)
-			c.hue = hueSum[i] / float64(c.nucleus)
+			c.stain = stainSum[i] / float64(c.nucleus) / stainRef
+			c.hue = hueSum[i]/float64(c.nucleus) - hueRef
 		}
 		c.outline, c.circularity = f.outline(c)
-		c.smudge = smudgeModel.prob(c.features())
+		c.smudgeJudged = judged
+		if judged {
+			c.smudge = smudgeModel.prob(c.features())
+		}
 		switch {
 		case !c.bigEnough(f):
 			c.why = "platelet or fragment: nucleus smaller than a red cell"
@@ -493,6 +596,36 @@ func (f *fieldCells) describe() {
 		}
 	}
 	f.candidates = slices.DeleteFunc(cs, func(c candidate) bool { return c.area == 0 })
+}
+
+// pixelHue is ln(R/B) of a working pixel: how red it is.
+func pixelHue(bgr []byte, p int) float64 {
+	return math.Log((float64(bgr[3*p+2]) + 1) / (float64(bgr[3*p]) + 1))
+}
+
+// nucleusRef is the median hue and stain of the nucleus-stained pixels of
+// the candidates big enough to be white cells (0, 1 when there are none),
+// and the number of such candidates.
+func (f *fieldCells) nucleusRef(cs []candidate) (hue, stain float64, cells int) {
+	for _, c := range cs {
+		if c.area > 0 && c.bigEnough(f) {
+			cells++
+		}
+	}
+	var hues, stains []float64
+	for p, l := range f.labels {
+		if l == 0 || f.stain[p] <= nucleusStain || !cs[l-1].bigEnough(f) {
+			continue
+		}
+		hues = append(hues, pixelHue(f.bgr, p))
+		stains = append(stains, float64(f.stain[p]))
+	}
+	if len(hues) == 0 {
+		return 0, 1, cells
+	}
+	slices.Sort(hues)
+	slices.Sort(stains)
+	return hues[len(hues)/2], stains[len(stains)/2], cells
 }
 
 // bigEnough applies the size rule: the nucleus of a white cell is at least

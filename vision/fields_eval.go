@@ -314,7 +314,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 		compLabels, _ := labelRegions(gt.Pix, W, H)
 		for _, c := range fc.candidates {
 			l := int32(c.label)
-			if c.bigEnough(fc) {
+			if c.bigEnough(fc) && c.smudgeJudged {
 				res.Samples = append(res.Samples, SmudgeSample{Field: t.Name, X: c.features(), Smudge: 2*inside[l] < total[l]})
 			}
 			if !kept[l] {
@@ -362,7 +362,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 	// centroid is intact; the others are not labelled (blasts are not
 	// marked in blast fields).
 	for _, c := range fc.candidates {
-		if !c.bigEnough(fc) {
+		if !c.bigEnough(fc) || !c.smudgeJudged {
 			continue
 		}
 		for _, p := range t.Centroids {
@@ -400,7 +400,7 @@ func (f *fieldCells) missReason(p image.Point, merged bool) string {
 	for _, c := range f.candidates {
 		if int32(c.label) == l {
 			if c.why == "smudge cell" {
-				return fmt.Sprintf("dropped as a smudge cell (P=%.2f)", c.smudge)
+				return fmt.Sprintf("dropped as a smudge cell (P=%.2f; stain %.2f, hue %.2f, circularity %.2f)", c.smudge, c.stain, c.hue, c.circularity)
 			}
 			return fmt.Sprintf("dropped: %s (nucleus %.2f red-cell areas)", c.why, float64(c.nucleus)/f.area())
 		}

@@ -91,6 +91,10 @@ func TestCheckQualityRealFields(t *testing.T) {
 				want        QualityIssue
 			}{
 				{"darkened to 40%", 0.4, 0, QualityTooDark},
+				// Most pixels then fall below voidLevel: the frame must not
+				// pass for a cell cut out onto black.
+				{"darkened to 15%", 0.15, 0, QualityTooDark},
+				{"darkened to 8%", 0.08, 0, QualityTooDark},
 				{"overexposed x2.2", 2.2, 0, QualityTooBright},
 				{"defocused", 1, sigma, QualityBlurred},
 			} {
@@ -135,4 +139,28 @@ func benchField(b *testing.B) gocv.Mat {
 	}
 	return syntheticSmear(b, smearSpec{W: 2592, H: 1944, RBCRadius: 40,
 		WBCs: []image.Point{{600, 500}, {1800, 1200}}, Seed: 1})
+}
+
+// TestCheckQualityCutOutCells: cells cut out onto black (C-NMC) are not
+// refused as dark frames, and the same cell darkened to 15% is.
+func TestCheckQualityCutOutCells(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(realdata.Dir(t, "cnmc"), "*.png"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cnmc cells: %v", err)
+	}
+	for _, f := range files[:min(len(files), 40)] {
+		cell, err := LoadImage(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := CheckQuality(cell); !q.OK() {
+			t.Errorf("%s: refused %v (%+v)", filepath.Base(f), q.Issue, q)
+		}
+		dark := degrade(cell, 0.15, 0)
+		if q := CheckQuality(dark); q.Issue != QualityTooDark {
+			t.Errorf("%s at 15%%: got %v, want too-dark (%+v)", filepath.Base(f), q.Issue, q)
+		}
+		dark.Close()
+		cell.Close()
+	}
 }

@@ -31,6 +31,9 @@ func runFindEval(argv []string) error {
 	report := fs.String("report", "", "write the markdown report (docs/fields.md) to `FILE`; implies --baseline")
 	readme := fs.String("readme", "", "with --report, also fill the generated part of `README`'s fields section")
 	bench := fs.String("bench", "", "with --report, include the `go test -bench` results in FILE")
+	var boxes multiFlag
+	fs.Var(&boxes, "boxes", "measure on the field set in `DIR` (a folder with boxes.csv) instead of ALL-IDB1; repeatable")
+	draw := fs.String("draw", "", "with --boxes, draw every field's truth and detections into `DIR`")
 	args, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -38,6 +41,10 @@ func runFindEval(argv []string) error {
 	if len(args) > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if len(boxes) > 0 && *report == "" {
+		_, err := evalBoxSets(boxes, *asJSON, *draw, vision.DefaultFindOptions)
+		return err
 	}
 	dir := *data
 	if dir == "" {
@@ -83,6 +90,11 @@ func runFindEval(argv []string) error {
 	groups := fieldGroups(results)
 	if *report != "" {
 		r := fieldReport{results: results, groups: groups, baseline: base}
+		if len(boxes) > 0 {
+			if r.boxSets, err = evalBoxSets(boxes, false, *draw, opt); err != nil {
+				return err
+			}
+		}
 		for _, f := range results {
 			if f.Split == vision.SplitTune {
 				r.samples = append(r.samples, f.Samples...)

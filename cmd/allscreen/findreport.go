@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"image"
 	"io"
 	"math"
 	"os"
@@ -29,6 +30,7 @@ type fieldReport struct {
 	baseline []vision.BaselineResult
 	samples  []vision.SmudgeSample
 	bench    map[string][]float64 // benchmark name -> ns/op of each run
+	boxSets  []boxSetJSON         // other laboratories' boxed field sets (--boxes)
 }
 
 // writeFieldReport writes docs/fields.md and, if readme is set, replaces
@@ -79,19 +81,122 @@ func (r fieldReport) readme(w io.Writer, docPath string) {
 	n := r.group("normal fields, held out")
 	b := r.group("blast fields without masks")
 	fmt.Fprintf(w, "`vision.FindCells` finds the white cells in a whole field by their stain (a difference of optical\n"+
-		"densities, green minus blue), judges every size against the red cells it measures in the same field,\n"+
-		"splits touching cells at their nuclei, joins the lobes of one nucleus, and leaves out platelets and smudge\n"+
-		"cells. Measured on the ALL-IDB1 fields by `make report-fields` (recall and precision with Wilson 95%% intervals;\n"+
+		"densities, green minus blue, measured from the field's own red cells and scaled by their contrast, so a colour\n"+
+		"cast, a pale stain or another camera's gamma move no threshold), judges every size against the red cells it\n"+
+		"measures in the same field, splits touching cells at their nuclei, joins the lobes of one nucleus, and leaves\n"+
+		"out platelets and smudge cells (judged against the field's own white cells). Measured on the ALL-IDB1 fields by `make report-fields` (recall and precision with Wilson 95%% intervals;\n"+
 		"details, truth and tuning split in [%s](%s)):\n\n", docPath, docPath)
 	fmt.Fprintf(w, "| fields (truth) | recall | precision | mask Dice |\n|---|---|---|---|\n")
 	fmt.Fprintf(w, "| 5 blast fields with white-cell masks (tuned on) | %s | %s | %.3f |\n", pct(m.Recall), pct(m.Precision), m.DicePooled)
 	fmt.Fprintf(w, "| 20 normal fields held out (centroids of all white cells) | %s | %s | |\n", pct(n.Recall), pct(n.Precision))
 	fmt.Fprintf(w, "| 21 blast fields held out (centroids of non-blast cells only) | %s | not measurable | |\n", pct(b.Recall))
+	if len(r.boxSets) > 0 {
+		fmt.Fprintf(w, "\nOn other laboratories' fields, against their `boxes.csv` (precision is a lower bound: the boxes are incomplete;\n"+
+			"each set was split in halves by a hash of the file bytes before tuning, and only the tuning half was looked at):\n\n")
+		r.boxTable(w)
+	}
 	if ns := r.benchMedian("BenchmarkFindCells"); ns > 0 {
 		fmt.Fprintf(w, "\nA 2592x1944 field takes %.0f ms (median of %d runs, `go test -bench FindCells ./vision`, 2-core x86-64).\n",
 			ns/1e6, len(r.bench["BenchmarkFindCells"]))
 	}
 	fmt.Fprintf(w, "`allscreen analyze` prints the cells and the quality verdict of any image; `allscreen find-eval` reproduces the numbers.\n")
+}
+
+// boxTable writes one row per half of every box set.
+func (r fieldReport) boxTable(w io.Writer) {
+	fmt.Fprintf(w, "| field set | half | fields | recall | precision (lower bound) | fields the quality gate refuses |\n|---|---|---|---|---|---|\n")
+	for _, s := range r.boxSets {
+		for _, g := range s.Groups[:2] {
+			name, half, _ := strings.Cut(g.Name, ", ")
+			fmt.Fprintf(w, "| `%s` | %s | %d | %s | %s | %d |\n", name, half, g.Fields, pct(g.Recall), pct(g.Precision), g.Rejected)
+		}
+	}
+}
+
+// boxDetails writes, per box set, what became of the missed boxes and
+// where the unmatched detections lay, on the tuning half only.
+func (r fieldReport) boxDetails(w io.Writer) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("## Other laboratories: `bccd` and `olympus/fields`\n\n")
+	p("`allscreen find-eval --boxes DIR` measures FindCells on any folder with a `boxes.csv` (`file,class,x0,y0,x1,y1`;\n")
+	p("only WBC boxes are white cells). A detection matches a WBC box, one to one, when its centre lies in the box or\n")
+	p("its box covers the box's centre. Each set was split before any tuning by the SHA-256 of each file's bytes (first\n")
+	p("byte even: tuning half); the method was changed looking at the tuning half only, and the untouched half is\n")
+	p("reported as it came out. The boxes are incomplete (unboxed cells, white cells boxed as red cells), so\n")
+	p("precision is a lower bound. `--draw DIR` draws every field with its truth and detections for checking by eye.\n\n")
+	r.boxTable(w)
+	p("\n")
+	for _, s := range r.boxSets {
+		why := map[string]int{}
+		on := map[string]int{}
+		split, false_ := 0, 0
+		var examples []string
+		for _, f := range s.Fields {
+			if f.Split != vision.SplitTune {
+				continue
+			}
+			for _, m := range f.Missed {
+				k := m.Why
+				if i := strings.Index(k, " ("); i > 0 {
+					k = k[:i]
+				}
+				why[k]++
+			}
+			for _, fd := range f.False {
+				false_++
+				o := fd.On
+				if o == "" {
+					o = "no box"
+				}
+				// A false detection inside a WBC box that another detection
+				// matched is a cell split in two.
+				inWBC := false
+				c := image.Pt((fd.Box.Min.X+fd.Box.Max.X)/2, (fd.Box.Min.Y+fd.Box.Max.Y)/2)
+				for _, b := range f.Cells {
+					if b != fd.Box && c.In(b) {
+						inWBC = true
+					}
+				}
+				if inWBC {
+					split++
+					o = "inside another detection (one cell split in two)"
+				}
+				on[o]++
+			}
+			if len(f.Missed)+len(f.False) > 0 && len(examples) < 8 {
+				examples = append(examples, fmt.Sprintf("%s (%d missed, %d unmatched)", f.Name, len(f.Missed), len(f.False)))
+			}
+		}
+		p("**%s, tuning half, looked at by eye.** Missed boxes:", boxSetName(s.Dir))
+		writeCounts(w, why)
+		p(". Unmatched detections (%d):", false_)
+		writeCounts(w, on)
+		p(". Fields with disagreements include %s.\n\n", strings.Join(examples, ", "))
+	}
+}
+
+// writeCounts writes "a: 3, b: 1" sorted by count.
+func writeCounts(w io.Writer, m map[string]int) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	if len(keys) == 0 {
+		fmt.Fprint(w, " none")
+	}
+	for i, k := range keys {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s: %d", sep, k, m[k])
+	}
 }
 
 func (r fieldReport) benchMedian(name string) float64 {
@@ -313,6 +418,10 @@ func (r fieldReport) markdown(w io.Writer) {
 	}
 	p("No gocv Mat leaks on the field path: `make fields-leaks` (gocv's matprofile build tag) counts live Mats around\n")
 	p("loading, the gate, FindCells and CropCell on fields with cells, without, cut-out, tiny and bad.\n")
+	if len(r.boxSets) > 0 {
+		p("\n")
+		r.boxDetails(w)
+	}
 }
 
 // falsePositiveNotes say what a returned cell outside the truth is, from
