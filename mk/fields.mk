@@ -3,8 +3,8 @@
 # the real-field floors, the analyze end-to-end tests and FuzzDecodeImage's
 # seed corpus; these targets add the Mat-leak proof, a fuzzing session,
 # the benchmarks and the report.
-.PHONY: fields-leaks fields-fuzz fields-bench report-fields
-TEST_TARGETS += fields-leaks
+.PHONY: fields-leaks fields-boxes fields-fuzz fields-bench report-fields
+TEST_TARGETS += fields-leaks fields-boxes
 REPORT_TARGETS += report-fields
 
 FIELDS_BENCH ?= out/fields-bench.txt
@@ -12,6 +12,9 @@ FUZZTIME ?= 5m
 
 fields-leaks: ## prove the field path (load, gate, FindCells, CropCell) leaks no gocv Mat (matprofile build tag)
 	$(GO) test -tags matprofile -count=1 -run LeaksNoMats ./vision/
+
+fields-boxes: ## the floors on other laboratories' boxed fields (bccd, olympus/fields), without the race detector (too slow under it)
+	$(GO) test -count=1 -run 'TestFindCellsBoxSets' -v ./vision/
 
 fields-fuzz: ## fuzz the image-loading path for $(FUZZTIME) (new crashers land in vision/testdata/fuzz)
 	nice -n 10 $(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime $(FUZZTIME) -parallel 1 ./vision/

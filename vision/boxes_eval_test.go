@@ -127,6 +127,9 @@ func TestBoxSplit(t *testing.T) {
 // docs/fields.md reports for their tuning halves (recall; precision is a
 // lower bound there, the boxes being incomplete).
 func TestFindCellsBoxSets(t *testing.T) {
+	if raceEnabled {
+		t.Skip("264 real fields are too slow under -race; make fields-boxes runs this test without it")
+	}
 	for _, c := range []struct {
 		dir               string
 		recall, precision float64
