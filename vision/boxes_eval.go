@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"gocv.io/x/gocv"
 )
 
 // Measuring FindCells on any field set that comes with a boxes.csv
@@ -111,12 +113,12 @@ func ReadBoxes(r io.Reader) (map[string][]LabelledBox, error) {
 func isWhiteCellClass(c string) bool { return strings.EqualFold(c, "WBC") }
 
 // LoadBoxFields reads dir/boxes.csv and lists its fields in file-name order,
-// each with its half. A field listed with no WBC box is kept: a detection
-// there is a false positive unless unboxed.
+// each with its half (from its bytes, read with LoadImage's checks). A field
+// listed with no WBC box is kept: every detection in it is unmatched.
 func LoadBoxFields(dir string) ([]BoxField, error) {
 	f, err := os.Open(filepath.Join(dir, "boxes.csv"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("box set: %w (want a folder holding boxes.csv: file,class,x0,y0,x1,y1)", err)
 	}
 	defer f.Close()
 	boxes, err := ReadBoxes(f)
@@ -131,7 +133,7 @@ func LoadBoxFields(dir string) ([]BoxField, error) {
 	out := make([]BoxField, 0, len(names))
 	for _, n := range names {
 		path := filepath.Join(dir, n)
-		content, err := os.ReadFile(path)
+		content, err := readImageFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("box set %s: %w", dir, err)
 		}
@@ -160,8 +162,7 @@ type BoxResult struct {
 	RedCellRadius float64     `json:"red_cell_radius"` // field pixels, 0 when assumed
 	Truth         int         `json:"truth"`           // WBC boxes
 	Found         int         `json:"found"`           // WBC boxes matched
-	Detections    int         `json:"detections"`
-	Matched       int         `json:"matched"` // detections matched (= Found)
+	Detections    int         `json:"detections"`      // of which Found are matched
 	Missed        []MissedBox `json:"missed,omitempty"`
 	// False are unmatched detections, each with what truth box (if any)
 	// its centre lies in: a person looks at these before calling them
@@ -181,8 +182,14 @@ type MissedBox struct {
 // FalseDetection is a detection no WBC box matched.
 type FalseDetection struct {
 	Box image.Rectangle `json:"box"`
-	On  string          `json:"on"` // "RBC", "Platelets", or "" (no box)
+	// On is where its centre lies: inside another detection (SplitCell:
+	// one cell found as two), in an RBC or Platelets box, or "" (no box).
+	On string `json:"on"`
 }
+
+// SplitCell is FalseDetection.On for a detection whose centre lies inside
+// another detection: one cell split in two.
+const SplitCell = "another detection"
 
 // MatchBoxes pairs detections (by their boxes) with truth boxes one to one
 // and returns, for each truth box, the index of its detection or -1.
@@ -213,25 +220,12 @@ func MatchBoxes(truth, det []image.Rectangle) []int {
 	return match
 }
 
-func boxCentre(r image.Rectangle) image.Point {
-	return image.Pt((r.Min.X+r.Max.X)/2, (r.Min.Y+r.Max.Y)/2)
-}
-
-// EvaluateBoxField loads a boxed field, gates it and finds its cells.
-func EvaluateBoxField(bf BoxField, opt FindOptions) (BoxResult, error) {
-	field, err := LoadImage(bf.File)
-	if err != nil {
-		return BoxResult{}, err
-	}
-	defer field.Close()
+// EvaluateBoxField gates a boxed field (loaded from bf.File by the caller)
+// and finds its cells.
+func EvaluateBoxField(bf BoxField, field gocv.Mat, opt FindOptions) (BoxResult, error) {
 	r := BoxResult{Name: bf.Name, Split: bf.Split, Width: field.Cols(), Height: field.Rows(), Truth: len(bf.WBC)}
 	r.Quality = CheckQuality(field).Issue.String()
-	if opt.WorkSide <= 0 {
-		opt.WorkSide = DefaultFindOptions.WorkSide
-	}
-	if opt.CropScale <= 0 {
-		opt.CropScale = DefaultFindOptions.CropScale
-	}
+	opt = opt.withDefaults()
 	res, err := analyzeField(field, opt.WorkSide)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", bf.Name, err)
@@ -256,22 +250,28 @@ func EvaluateBoxField(bf BoxField, opt FindOptions) (BoxResult, error) {
 		used[di] = true
 		r.Found++
 	}
-	r.Matched = r.Found
 	for di, d := range det {
-		if used[di] {
-			continue
+		if !used[di] {
+			r.False = append(r.False, FalseDetection{Box: d, On: falseOn(di, det, bf.Other)})
 		}
-		fd := FalseDetection{Box: d}
-		c := boxCentre(d)
-		for _, o := range bf.Other {
-			if c.In(o.Box) {
-				fd.On = o.Class
-				break
-			}
-		}
-		r.False = append(r.False, fd)
 	}
 	return r, nil
+}
+
+// falseOn says where the centre of detection di lies (FalseDetection.On).
+func falseOn(di int, det []image.Rectangle, other []LabelledBox) string {
+	c := boxCentre(det[di])
+	for i, d := range det {
+		if i != di && c.In(d) {
+			return SplitCell
+		}
+	}
+	for _, o := range other {
+		if c.In(o.Box) {
+			return o.Class
+		}
+	}
+	return ""
 }
 
 // BoxGroup sums the results of one half of a box set.
@@ -287,7 +287,7 @@ type BoxGroup struct {
 // SumBoxes sums results; split "" sums every field.
 func SumBoxes(name string, split FieldSplit, rs []BoxResult) BoxGroup {
 	g := BoxGroup{Name: name, Split: split}
-	found, truth, matched, det := 0, 0, 0, 0
+	found, truth, det := 0, 0, 0
 	for _, r := range rs {
 		if split != "" && r.Split != split {
 			continue
@@ -295,12 +295,11 @@ func SumBoxes(name string, split FieldSplit, rs []BoxResult) BoxGroup {
 		g.Fields++
 		found += r.Found
 		truth += r.Truth
-		matched += r.Matched
 		det += r.Detections
 		if r.Quality != QualityGood.String() {
 			g.Rejected++
 		}
 	}
-	g.Recall, g.Precision = Wilson(found, truth), Wilson(matched, det)
+	g.Recall, g.Precision = Wilson(found, truth), Wilson(found, det)
 	return g
 }

@@ -147,7 +147,12 @@ func TestFindCellsBoxSets(t *testing.T) {
 				if bf.Split != SplitTune {
 					continue
 				}
-				r, err := EvaluateBoxField(bf, DefaultFindOptions)
+				field, err := LoadImage(bf.File)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := EvaluateBoxField(bf, field, DefaultFindOptions)
+				field.Close()
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -45,6 +45,17 @@ type FindOptions struct {
 // DefaultFindOptions are the settings the appliance uses.
 var DefaultFindOptions = FindOptions{WorkSide: 640, CropScale: 1.5, Seed: 1}
 
+// withDefaults fills unset options from DefaultFindOptions.
+func (o FindOptions) withDefaults() FindOptions {
+	if o.WorkSide <= 0 {
+		o.WorkSide = DefaultFindOptions.WorkSide
+	}
+	if o.CropScale <= 0 {
+		o.CropScale = DefaultFindOptions.CropScale
+	}
+	return o
+}
+
 // FindCells finds the white cells in an 8-bit BGR field: intact white
 // cells with a nucleus at least the size of a red cell; platelets and
 // smudge cells are left out. See field.go for the method.
@@ -52,12 +63,7 @@ func FindCells(field gocv.Mat, opt FindOptions) ([]Cell, error) {
 	if err := checkBGR(field); err != nil {
 		return nil, fmt.Errorf("find cells: %w", err)
 	}
-	if opt.WorkSide <= 0 {
-		opt.WorkSide = DefaultFindOptions.WorkSide
-	}
-	if opt.CropScale <= 0 {
-		opt.CropScale = DefaultFindOptions.CropScale
-	}
+	opt = opt.withDefaults()
 	res, err := analyzeField(field, opt.WorkSide)
 	if err != nil {
 		return nil, fmt.Errorf("find cells: %w", err)
@@ -96,10 +102,15 @@ func (f *fieldCells) cells(w, h int, cropScale float64) []Cell {
 }
 
 func newCell(box image.Rectangle, area int, cropScale float64) Cell {
-	cx, cy := (box.Min.X+box.Max.X)/2, (box.Min.Y+box.Max.Y)/2
+	c := boxCentre(box)
 	half := int(math.Ceil(float64(max(box.Dx(), box.Dy())) * cropScale / 2))
-	return Cell{Box: box, Center: image.Pt(cx, cy), Area: area,
-		Crop: image.Rect(cx-half, cy-half, cx+half, cy+half)}
+	return Cell{Box: box, Center: c, Area: area,
+		Crop: image.Rect(c.X-half, c.Y-half, c.X+half, c.Y+half)}
+}
+
+// boxCentre is the centre pixel of a box.
+func boxCentre(r image.Rectangle) image.Point {
+	return image.Pt((r.Min.X+r.Max.X)/2, (r.Min.Y+r.Max.Y)/2)
 }
 
 // CropCell returns the square r of the field as a new Mat; parts of r outside

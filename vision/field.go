@@ -22,8 +22,11 @@ import (
 //
 // where B0, G0 are the plasma background's levels: a difference of optical
 // densities (OD green - OD blue), which does not change with the light's
-// brightness or with vignetting. Nuclei score 0.8..2.7, cytoplasm
-// 0.1..0.5, red cells and plasma about 0.
+// brightness or with vignetting. It is then taken from the field's own
+// red cells and scaled by their contrast (normaliseStain), so that a
+// colour cast, a pale stain or a camera's gamma moves no threshold. In
+// ALL-IDB1, nuclei score 0.8..2.7, cytoplasm 0.1..0.5, red cells and
+// plasma about 0.
 //
 // Every size is relative to the red cells, measured in the field itself
 // (the median inscribed radius of the red-cell blobs): red cells are the
@@ -105,10 +108,6 @@ type fieldMaps struct {
 	radius     float64    // red-cell radius, working pixels
 	measured   bool       // radius measured from red cells (else assumed)
 	segmented  bool       // a cell already cut out onto black: no plasma, no red cells
-	// The stain normalisation (see normaliseStain): the red cells' raw
-	// stain and optical density, and the gain applied.
-	redCellStain, redCellOD, stainGain float64
-	redCellHue                         float64 // median ln(R/B) of the red cells, 0 if not measured
 }
 
 // candidate is one region that may be a white cell.
@@ -116,16 +115,13 @@ type candidate struct {
 	pixelRegion
 	nucleus     int     // pixels above nucleusStain
 	stain       float64 // mean stain of those pixels, over the field's nucleus median (nucleusRef)
-	hue         float64 // mean ln(R/B) of those pixels, relative to the background
+	hue         float64 // mean ln(R/B) of those pixels, over the field's nucleus median (nucleusRef)
 	circularity float64 // 4 pi area / perimeter^2 of the outline
 	atEdge      bool
-	smudge      float64 // P(smudge cell); 0 when not judged
-	// smudgeJudged: the field had enough white cells to judge a smudge
-	// against (minSmudgeRef).
-	smudgeJudged bool
-	keep         bool
-	why          string // why it was dropped
-	outline      []image.Point
+	smudge      float64 // P(smudge cell); 0 when the field's smudges are not judged
+	keep        bool
+	why         string // why it was dropped
+	outline     []image.Point
 }
 
 // fieldCells is the full result of finding cells in a field; FindCells
@@ -134,6 +130,9 @@ type fieldCells struct {
 	*fieldMaps
 	labels     []int32 // candidate label per working pixel, 0 = none
 	candidates []candidate
+	// smudgeJudged: the field had enough white cells to judge a smudge
+	// against (minSmudgeRef).
+	smudgeJudged bool
 }
 
 func (f *fieldMaps) area() float64 { return math.Pi * f.radius * f.radius }
@@ -342,34 +341,32 @@ func flattenGrey(blurred gocv.Mat, w, h int) ([]uint8, error) {
 // The dark pixels are those darker than darkPixel times the local light:
 // red cells, by area, in any blood field, even one crowded with blasts.
 func (f *fieldMaps) normaliseStain(flat []uint8) {
+	if f.segmented {
+		return // a cut-out cell: no red cells to judge by
+	}
 	t := uint8(math.Round(darkPixel * 255))
-	var st, od, hue []float64
+	var st, od []float64
 	for p, v := range flat {
 		if f.void[p] || v >= t {
 			continue
 		}
 		st = append(st, float64(f.stain[p]))
-		hue = append(hue, math.Log((float64(f.bgr[3*p+2])+1)/(float64(f.bgr[3*p])+1)))
 		sum := 0.0
 		for c := range 3 {
 			sum += math.Log(f.background[c] / (float64(f.bgr[3*p+c]) + 1))
 		}
 		od = append(od, sum)
 	}
-	if len(st) == 0 || len(st) < len(flat)/50 || f.segmented {
-		return // too few red cells to judge by (or none: a cut-out cell)
+	if len(st) < max(1, len(flat)/50) {
+		return // too few red cells to judge by
 	}
 	slices.Sort(st)
 	slices.Sort(od)
-	slices.Sort(hue)
-	f.redCellHue = hue[len(hue)/2]
-	f.redCellStain = st[len(st)/2]
-	f.redCellOD = od[len(od)/2]
-	gain := 1 / max(minContrast, min(1, f.redCellOD/refRedCellOD))
-	f.stainGain = gain
+	redCellStain := st[len(st)/2]
+	gain := 1 / max(minContrast, min(1, od[len(od)/2]/refRedCellOD))
 	for p := range f.stain {
 		if !f.void[p] {
-			f.stain[p] = float32((float64(f.stain[p]) - f.redCellStain) * gain)
+			f.stain[p] = float32((float64(f.stain[p]) - redCellStain) * gain)
 		}
 	}
 }
@@ -567,10 +564,11 @@ func (f *fieldCells) describe() {
 	// chromatin differs between laboratories (olympus's intact nuclei are
 	// as red, against its red cells, as ALL-IDB1's smudge cells, and twice
 	// as dark), while within a field a smudge cell is redder and darker
-	// than the intact ones. A field with one white cell judges it against
-	// itself: the smudge test then rests on its outline.
+	// than the intact ones. With fewer than minSmudgeRef white cells in a
+	// field there is no reference (two cells may simply be of two types),
+	// and no cell is judged a smudge.
 	hueRef, stainRef, refCells := f.nucleusRef(cs)
-	judged := refCells >= minSmudgeRef
+	f.smudgeJudged = refCells >= minSmudgeRef
 	for i := range cs {
 		c := &cs[i]
 		if c.area == 0 {
@@ -581,8 +579,7 @@ func (f *fieldCells) describe() {
 			c.hue = hueSum[i]/float64(c.nucleus) - hueRef
 		}
 		c.outline, c.circularity = f.outline(c)
-		c.smudgeJudged = judged
-		if judged {
+		if f.smudgeJudged {
 			c.smudge = smudgeModel.prob(c.features())
 		}
 		switch {
@@ -607,14 +604,16 @@ func pixelHue(bgr []byte, p int) float64 {
 // the candidates big enough to be white cells (0, 1 when there are none),
 // and the number of such candidates.
 func (f *fieldCells) nucleusRef(cs []candidate) (hue, stain float64, cells int) {
-	for _, c := range cs {
-		if c.area > 0 && c.bigEnough(f) {
+	white := make([]bool, len(cs))
+	for i, c := range cs {
+		white[i] = c.area > 0 && c.bigEnough(f)
+		if white[i] {
 			cells++
 		}
 	}
 	var hues, stains []float64
 	for p, l := range f.labels {
-		if l == 0 || f.stain[p] <= nucleusStain || !cs[l-1].bigEnough(f) {
+		if l == 0 || f.stain[p] <= nucleusStain || !white[l-1] {
 			continue
 		}
 		hues = append(hues, pixelHue(f.bgr, p))

@@ -314,7 +314,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 		compLabels, _ := labelRegions(gt.Pix, W, H)
 		for _, c := range fc.candidates {
 			l := int32(c.label)
-			if c.bigEnough(fc) && c.smudgeJudged {
+			if c.bigEnough(fc) && fc.smudgeJudged {
 				res.Samples = append(res.Samples, SmudgeSample{Field: t.Name, X: c.features(), Smudge: 2*inside[l] < total[l]})
 			}
 			if !kept[l] {
@@ -362,7 +362,7 @@ func EvaluateField(t FieldTruth, opt FindOptions) (FieldResult, error) {
 	// centroid is intact; the others are not labelled (blasts are not
 	// marked in blast fields).
 	for _, c := range fc.candidates {
-		if !c.bigEnough(fc) || !c.smudgeJudged {
+		if !c.bigEnough(fc) || !fc.smudgeJudged {
 			continue
 		}
 		for _, p := range t.Centroids {

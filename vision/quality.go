@@ -146,13 +146,13 @@ func CheckQualityWith(field gocv.Mat, th QualityThresholds) Quality {
 	// leave it out of every measure.
 	void := make([]bool, len(g))
 	var lit []byte
-	var voidHist [voidLevel]int // the brightest channel of each void pixel
+	var voidTop []byte // the brightest channel of each void pixel
 	clipped := 0
 	for p := range g {
 		b, gr, r := bgr[3*p], bgr[3*p+1], bgr[3*p+2]
 		if b < voidLevel && gr < voidLevel && r < voidLevel {
 			void[p] = true
-			voidHist[max(b, gr, r)]++
+			voidTop = append(voidTop, max(b, gr, r))
 			continue
 		}
 		lit = append(lit, g[p])
@@ -197,7 +197,7 @@ func CheckQualityWith(field gocv.Mat, th QualityThresholds) Quality {
 	// Its surround is black, not dim: a frame taken with too little light
 	// also has most pixels below voidLevel, but they hold the dim image
 	// (an ALL-IDB1 field at 15% of its light has its plasma at 20..24).
-	cutOut := len(lit) < len(g)*4/5 && medianBin(voidHist[:]) <= blackSurround
+	cutOut := len(lit) < len(g)*4/5 && percentile8(voidTop, 0.5) <= blackSurround
 	switch {
 	case cutOut && q.Focus < th.MinFocus:
 		q.Issue = QualityBlurred
@@ -218,22 +218,6 @@ func CheckQualityWith(field gocv.Mat, th QualityThresholds) Quality {
 // cell may have: the data owners set the surround to 0, and a JPEG copy
 // keeps it within a few levels.
 const blackSurround = 6
-
-// medianBin returns the bin holding the median of a histogram.
-func medianBin(hist []int) int {
-	n := 0
-	for _, c := range hist {
-		n += c
-	}
-	acc := 0
-	for i, c := range hist {
-		acc += c
-		if 2*acc >= n {
-			return i
-		}
-	}
-	return 0
-}
 
 // downscaleTo returns a copy of img whose long side is at most side pixels
 // (area interpolation), or a clone when it is already that small.

@@ -23,8 +23,8 @@ type boxSetJSON struct {
 
 // evalBoxSets measures FindCells on every folder holding a boxes.csv and
 // prints one summary line per half (or JSON); with draw set, it writes every
-// field with its truth boxes (green: WBC, blue: others) and detections (red:
-// unmatched, yellow: matched) into draw/<set>/.
+// field with its truth boxes (green: WBC, magenta: WBC missed, blue: platelets)
+// and detections (red: unmatched, yellow: matched) into draw/<set>/.
 func evalBoxSets(dirs []string, asJSON bool, draw string, opt vision.FindOptions) ([]boxSetJSON, error) {
 	var sets []boxSetJSON
 	for _, dir := range dirs {
@@ -38,16 +38,11 @@ func evalBoxSets(dirs []string, asJSON bool, draw string, opt vision.FindOptions
 			if !asJSON {
 				fmt.Fprintf(os.Stderr, "\r%s %d/%d %s   ", name, i+1, len(fields), bf.Name)
 			}
-			r, err := vision.EvaluateBoxField(bf, opt)
+			r, err := evalBoxField(bf, opt, draw, name)
 			if err != nil {
 				return nil, err
 			}
 			set.Fields = append(set.Fields, r)
-			if draw != "" {
-				if err := drawBoxField(filepath.Join(draw, name), bf, r); err != nil {
-					return nil, err
-				}
-			}
 		}
 		if !asJSON {
 			fmt.Fprintln(os.Stderr)
@@ -72,35 +67,48 @@ func evalBoxSets(dirs []string, asJSON bool, draw string, opt vision.FindOptions
 	return sets, nil
 }
 
-// boxSetName names a box set by its folder below the data folder
-// ("bccd", "olympus/fields").
+// evalBoxField loads one field once, measures it and, with draw set,
+// draws on it.
+func evalBoxField(bf vision.BoxField, opt vision.FindOptions, draw, name string) (vision.BoxResult, error) {
+	field, err := vision.LoadImage(bf.File)
+	if err != nil {
+		return vision.BoxResult{}, err
+	}
+	defer field.Close()
+	r, err := vision.EvaluateBoxField(bf, field, opt)
+	if err != nil || draw == "" {
+		return r, err
+	}
+	return r, drawBoxField(filepath.Join(draw, name), bf, r, field)
+}
+
+// boxSetName names a box set by its folder and the folder's parent when
+// the folder alone says little ("bccd", "olympus/fields").
 func boxSetName(dir string) string {
 	clean := filepath.Clean(dir)
-	parent := filepath.Base(filepath.Dir(clean))
 	if base := filepath.Base(clean); base == "fields" || base == "images" {
-		return parent + "-" + base
+		return filepath.Base(filepath.Dir(clean)) + "/" + base
 	}
 	return filepath.Base(clean)
 }
 
+// Drawing colours, as RGB (gocv writes them in the Mat's BGR order).
 var (
-	colTruth   = color.RGBA{0, 200, 0, 0}
-	colOther   = color.RGBA{255, 120, 0, 0} // blue in BGR order
-	colFound   = color.RGBA{0, 220, 255, 0}
-	colFalse   = color.RGBA{0, 0, 255, 0}
-	colMissed  = color.RGBA{255, 0, 255, 0}
-	drawStroke = 2
+	colTruth  = color.RGBA{0, 200, 0, 0}
+	colOther  = color.RGBA{0, 120, 255, 0}
+	colFound  = color.RGBA{255, 220, 0, 0}
+	colFalse  = color.RGBA{255, 0, 0, 0}
+	colMissed = color.RGBA{255, 0, 255, 0}
 )
 
-func drawBoxField(dir string, bf vision.BoxField, r vision.BoxResult) error {
+const drawStroke = 2
+
+// drawBoxField draws truth and detections on img (the field, which it
+// changes) and writes it into dir.
+func drawBoxField(dir string, bf vision.BoxField, r vision.BoxResult, img gocv.Mat) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	img, err := vision.LoadImage(bf.File)
-	if err != nil {
-		return err
-	}
-	defer img.Close()
 	for _, o := range bf.Other {
 		if o.Class != "RBC" {
 			gocv.Rectangle(&img, o.Box, colOther, 1)

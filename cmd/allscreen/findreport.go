@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"image"
 	"io"
 	"math"
 	"os"
@@ -129,7 +128,7 @@ func (r fieldReport) boxDetails(w io.Writer) {
 	for _, s := range r.boxSets {
 		why := map[string]int{}
 		on := map[string]int{}
-		split, false_ := 0, 0
+		unmatched := 0
 		var examples []string
 		for _, f := range s.Fields {
 			if f.Split != vision.SplitTune {
@@ -143,33 +142,23 @@ func (r fieldReport) boxDetails(w io.Writer) {
 				why[k]++
 			}
 			for _, fd := range f.False {
-				false_++
-				o := fd.On
-				if o == "" {
-					o = "no box"
+				unmatched++
+				switch fd.On {
+				case "":
+					on["no box"]++
+				case vision.SplitCell:
+					on["inside another detection (one cell split in two)"]++
+				default:
+					on["on a "+fd.On+" box"]++
 				}
-				// A false detection inside a WBC box that another detection
-				// matched is a cell split in two.
-				inWBC := false
-				c := image.Pt((fd.Box.Min.X+fd.Box.Max.X)/2, (fd.Box.Min.Y+fd.Box.Max.Y)/2)
-				for _, b := range f.Cells {
-					if b != fd.Box && c.In(b) {
-						inWBC = true
-					}
-				}
-				if inWBC {
-					split++
-					o = "inside another detection (one cell split in two)"
-				}
-				on[o]++
 			}
 			if len(f.Missed)+len(f.False) > 0 && len(examples) < 8 {
 				examples = append(examples, fmt.Sprintf("%s (%d missed, %d unmatched)", f.Name, len(f.Missed), len(f.False)))
 			}
 		}
-		p("**%s, tuning half, looked at by eye.** Missed boxes:", boxSetName(s.Dir))
+		p("**%s, tuning half.** Missed boxes:", boxSetName(s.Dir))
 		writeCounts(w, why)
-		p(". Unmatched detections (%d):", false_)
+		p(". Unmatched detections (%d):", unmatched)
 		writeCounts(w, on)
 		p(". Fields with disagreements include %s.\n\n", strings.Join(examples, ", "))
 	}
