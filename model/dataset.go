@@ -29,6 +29,9 @@ type Labelled struct {
 // imageExts are the file types read from a folder of images.
 var imageExts = []string{".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
+// IsImageFile says whether a file name has one of the image types read.
+func IsImageFile(name string) bool { return isImageFile(name) }
+
 func isImageFile(name string) bool {
 	return slices.Contains(imageExts, strings.ToLower(filepath.Ext(name)))
 }
@@ -160,6 +163,25 @@ func readFolderPerLabel(dir string) ([]Labelled, error) {
 	}
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%s: no labels CSV given and no sub-folder (one per label) holds images", dir)
+	}
+	return items, nil
+}
+
+// readAllLabelled lists the images directly in dir, each its own group,
+// all with one label.
+func readAllLabelled(dir, label string) ([]Labelled, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var items []Labelled
+	for _, e := range ents {
+		if !e.IsDir() && isImageFile(e.Name()) {
+			items = append(items, Labelled{Path: filepath.Join(dir, e.Name()), File: e.Name(), Label: label, Group: e.Name()})
+		}
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s holds no images", dir)
 	}
 	return items, nil
 }

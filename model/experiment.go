@@ -69,15 +69,27 @@ type Experiment struct {
 	ExtraTrain []DataSource `json:"extra_train,omitempty"`
 	// CrossSite is evaluated with every fold's model and never trained on.
 	CrossSite []DataSource `json:"cross_site,omitempty"`
+	// Sources, for a leave-one-laboratory-out experiment (Runner.LeaveLabOut,
+	// `allscreen lolo`): every labelled folder, each naming its laboratory.
+	// Each model trains on every laboratory but one and is judged on that
+	// one. An experiment with Sources needs no CV set.
+	Sources []DataSource `json:"sources,omitempty"`
 	// Description and Split go into a shipped model's manifest.
 	Description string `json:"description,omitempty"`
 }
 
 // DataSource is one labelled folder and how its labels map to the model's.
 type DataSource struct {
-	Name        string `json:"name"`
-	Images      string `json:"images"`           // relative to the data folder
-	Labels      string `json:"labels,omitempty"` // relative to the data folder; "" = a folder per label
+	Name   string `json:"name"`
+	Images string `json:"images"`           // relative to the data folder
+	Labels string `json:"labels,omitempty"` // relative to the data folder; "" = a folder per label
+	// LabelAll: no labels file; every image directly in Images has this
+	// label and is its own group (bccd's and olympus/fields' fields, whose
+	// boxes.csv gives no cell type: every white cell in them is normal).
+	LabelAll string `json:"label_all,omitempty"`
+	// Lab names the laboratory the folder comes from (leave-one-laboratory-
+	// out experiments: the data README's table of laboratories).
+	Lab         string `json:"lab,omitempty"`
 	LabelColumn string `json:"label_column,omitempty"`
 	// GroupColumnInLabels names the labels CSV's group column (default
 	// "group"; absent column: every image its own group).
@@ -177,7 +189,7 @@ func ReadExperiment(path string) (*Experiment, error) {
 		return nil, fmt.Errorf("experiment %s: ema %v is not a decay in [0, 1)", path, e.EMA)
 	case e.Folds < 2:
 		return nil, fmt.Errorf("experiment %s: %d folds", path, e.Folds)
-	case e.CV.Images == "":
+	case e.CV.Images == "" && len(e.Sources) == 0:
 		return nil, fmt.Errorf("experiment %s: cv.images is empty", path)
 	}
 	if err := e.Input.Check(); err != nil {
@@ -185,12 +197,19 @@ func ReadExperiment(path string) (*Experiment, error) {
 	}
 	sources := append([]DataSource{e.CV}, e.ExtraTrain...)
 	sources = append(sources, e.CrossSite...)
+	sources = append(sources, e.Sources...)
 	if e.FieldEval != nil {
 		sources = append(sources, *e.FieldEval)
 	}
 	for _, ds := range sources {
 		if ds.DropEdgeCells && !ds.Fields {
 			return nil, fmt.Errorf("experiment %s: data source %s: drop_edge_cells needs \"fields\": true", path, ds.Name)
+		}
+		if len(e.Sources) > 0 && ds.Images != "" && ds.Lab == "" {
+			return nil, fmt.Errorf("experiment %s: data source %s names no laboratory (\"lab\")", path, ds.Name)
+		}
+		if ds.LabelAll != "" && ds.Labels != "" {
+			return nil, fmt.Errorf("experiment %s: data source %s has both labels and label_all", path, ds.Name)
 		}
 		if ds.Centroids != "" && (!ds.Fields || ds.CentroidLabel == "") {
 			return nil, fmt.Errorf("experiment %s: data source %s: centroids need \"fields\": true and a centroid_label", path, ds.Name)
@@ -250,7 +269,8 @@ func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepa
 		Labels string
 		Col    string
 		GCol   string
-	}{spec, vision.CellSegmentationVersion, ds.Fields, ds.ScaleBar, ds.Images, ds.Labels, ds.LabelColumn, ds.GroupColumnInLabels}
+		All    string `json:",omitempty"`
+	}{spec, vision.CellSegmentationVersion, ds.Fields, ds.ScaleBar, ds.Images, ds.Labels, ds.LabelColumn, ds.GroupColumnInLabels, ds.LabelAll}
 	kb, _ := json.Marshal(key)
 	sum := sha256.Sum256(kb)
 	name := ds.Name
@@ -271,7 +291,13 @@ func (r *Runner) Prepare(ds DataSource, spec InputSpec, labels []string) (*Prepa
 		if gcol == "" {
 			gcol = "group"
 		}
-		items, err := ReadLabelledGroups(filepath.Join(r.DataDir, ds.Images), labelsCSV, col, gcol)
+		var items []Labelled
+		var err error
+		if ds.LabelAll != "" {
+			items, err = readAllLabelled(filepath.Join(r.DataDir, ds.Images), ds.LabelAll)
+		} else {
+			items, err = ReadLabelledGroups(filepath.Join(r.DataDir, ds.Images), labelsCSV, col, gcol)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -28,6 +28,9 @@ type Prediction struct {
 	// (implies Uncertain). The verdict rule gives only "review" when too
 	// many cells of a sample are out of distribution.
 	OutOfDistribution bool
+	// NoOutline: the cell's outline was not found, so the whole crop was
+	// classified (implies Uncertain).
+	NoOutline bool
 }
 
 // Classifier classifies white-cell crops (8-bit BGR, any size: the

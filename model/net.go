@@ -304,7 +304,7 @@ func (n *Net) judge(probs, feat []float32, fallback bool) Prediction {
 		}
 	}
 	if fallback {
-		p.Uncertain, p.Reason = true, "cell outline not found"
+		p.Uncertain, p.NoOutline, p.Reason = true, true, "cell outline not found"
 	}
 	return p
 }

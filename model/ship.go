@@ -83,19 +83,4 @@ func (r *Runner) Ship(e *Experiment, opt ShipOptions) (string, error) {
 }
 
 // sampleItems lists the images of a folder (unlabelled: parity needs none).
-func sampleItems(dir string) ([]Labelled, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var items []Labelled
-	for _, e := range ents {
-		if !e.IsDir() && isImageFile(e.Name()) {
-			items = append(items, Labelled{Path: filepath.Join(dir, e.Name()), File: e.Name(), Label: "sample", Group: e.Name()})
-		}
-	}
-	if len(items) == 0 {
-		return nil, fmt.Errorf("%s holds no images", dir)
-	}
-	return items, nil
-}
+func sampleItems(dir string) ([]Labelled, error) { return readAllLabelled(dir, "sample") }

@@ -340,32 +340,15 @@ func evalModel(manifest, subtype, data, labels, labelColumn, mapping string, fie
 // judgeField finds and classifies a field's cells, then applies the rule.
 func judgeField(n *model.Net, img gocv.Mat) (called, cells int, err error) {
 	m := n.Manifest()
-	found, err := vision.FindCells(img, vision.DefaultFindOptions)
-	if err != nil {
-		return 0, 0, err
-	}
-	var crops []gocv.Mat
-	defer func() {
-		for _, c := range crops {
-			c.Close()
-		}
-	}()
-	for _, c := range found {
-		crop, err := vision.CropCell(img, c.Crop)
-		if err != nil {
-			continue
-		}
-		crops = append(crops, crop)
-	}
-	preds, err := n.Classify(crops)
+	preds, err := classifyFieldCells(n, img)
 	if err != nil {
 		return 0, 0, err
 	}
 	pos := m.PositiveIndex()
 	if flagged, _ := fieldVerdict(preds, m); flagged {
-		return pos, len(crops), nil
+		return pos, len(preds), nil
 	}
-	return 1 - pos, len(crops), nil
+	return 1 - pos, len(preds), nil
 }
 
 func argmaxF(p []float32) int {

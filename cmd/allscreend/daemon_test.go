@@ -274,3 +274,33 @@ func TestModelMissingThenInstalled(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.done
 }
+
+// TestCalibrationForAnotherModel: a laboratory's calibration file that was
+// made for another model stops the self-test with a message saying so;
+// nothing is screened with thresholds that do not belong to the model.
+func TestCalibrationForAnotherModel(t *testing.T) {
+	dir := t.TempDir()
+	cal := filepath.Join(dir, "site.json")
+	os.WriteFile(cal, []byte(`{"format":"allscreen-calibration/1","laboratory":"x","model_onnx_sha256":"`+strings.Repeat("0", 64)+
+		`","normal_cells":400,"ood_threshold":100,"ood_quantile":0.99,"cell_false_positive_rate":0.02,"cell_false_positive_rate_ci95":[0.01,0.04],"confident_cells":390,"uncertain_share":0.02}`), 0o644)
+	conf := filepath.Join(dir, "allscreen.toml")
+	os.WriteFile(conf, []byte("[model]\ncalibration = \""+cal+"\"\n"), 0o644)
+	args := simArgs(t, t.TempDir())
+	args[2] = conf
+	d := startDaemon(t, nil, args...)
+	defer d.cmd.Process.Kill()
+	if !d.wait(t, "NOT READY") {
+		t.Fatalf("daemon ended; stderr:\n%s", d.err.String())
+	}
+	d.cmd.Process.Signal(syscall.SIGUSR1)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+	if !strings.Contains(d.err.String(), "calibrate again") {
+		t.Errorf("the log does not say the calibration belongs to another model:\n%s", d.err.String())
+	}
+	for _, l := range d.output() {
+		if strings.Contains(l, "Field") {
+			t.Errorf("screened with a calibration of another model: %s", l)
+		}
+	}
+}

@@ -260,6 +260,22 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			net.Close()
 			return nil, err
 		}
+		if cfg.Model.Calibration != "" {
+			// the laboratory's own measurement replaces the model's OOD
+			// threshold and per-cell false-positive rate; a calibration
+			// that does not fit the model stops the self-test
+			cal, err := model.ReadCalibration(cfg.Model.Calibration)
+			if err == nil {
+				err = net.ApplyCalibration(cal)
+			}
+			if err != nil {
+				net.Close()
+				return nil, err
+			}
+			rule.CellFalsePositiveRate = max(cal.CellFalsePositiveRate, screening.MinCellFalsePositiveRate)
+			log.Info("site calibration loaded", "laboratory", cal.Laboratory, "normal_cells", cal.NormalCells,
+				"ood_threshold", cal.OODThreshold, "cell_false_positive_rate", cal.CellFalsePositiveRate)
+		}
 		store, err := screening.Open(ctx, cfg.Storage.StateDir, screening.Options{Logger: log})
 		if err != nil {
 			net.Close()

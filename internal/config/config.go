@@ -94,6 +94,10 @@ type Display struct {
 type Model struct {
 	Manifest        string `toml:"manifest"`
 	SubtypeManifest string `toml:"subtype_manifest"`
+	// Calibration: the laboratory's calibration file (`allscreen
+	// calibrate`), or "" for the model's own out-of-distribution threshold
+	// and per-cell false-positive rate.
+	Calibration string `toml:"calibration"`
 }
 
 // Storage is where results live.

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"allscreen/model"
+	"allscreen/screening"
+	"allscreen/vision"
+
+	"gocv.io/x/gocv"
+)
+
+func init() {
+	register(command{name: "calibrate", summary: "measure the model on a laboratory's own normal smears; write the calibration file allscreend loads", run: runCalibrate})
+}
+
+func runCalibrate(argv []string) error {
+	fs := newFlags("calibrate", "DIR...")
+	manifest := fs.String("model", "/usr/share/allscreen/model/detect.json", "the detection model's manifest `JSON` (the one allscreend loads)")
+	lab := fs.String("lab", "", "the laboratory's name, recorded in the file")
+	fields := fs.Bool("fields", false, "the images are whole fields (as the appliance captures them): find and judge every white cell")
+	out := fs.String("out", "", "write the calibration to this `FILE` (config: model.calibration)")
+	rest, err := parseFlags(fs, argv)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 || *out == "" || *lab == "" {
+		fs.Usage()
+		return errUsage
+	}
+	n, err := model.Load(*manifest)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	paths, err := imageFiles(rest)
+	if err != nil {
+		return err
+	}
+	var cells []model.CalibrationCell
+	failed := 0
+	for i, p := range paths {
+		preds, err := judgeImage(n, p, *fields)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "calibrate: %s: %v (left out)\n", p, err)
+			failed++
+			continue
+		}
+		for _, pr := range preds {
+			if pr.Probs == nil {
+				continue
+			}
+			cells = append(cells, model.CalibrationCell{PBlast: pr.Blast, Distance: pr.OODDistance, Fallback: pr.NoOutline})
+		}
+		if (i+1)%100 == 0 {
+			fmt.Fprintf(os.Stderr, "calibrate: %d/%d images, %d cells\n", i+1, len(paths), len(cells))
+		}
+	}
+	if len(cells) < model.MinCalibrationCells {
+		return fmt.Errorf("calibrate: %d normal white cells in %d images (%d unreadable); at least %d are needed to measure a false-positive rate near 1%%: capture more fields of normal smears",
+			len(cells), len(paths)-failed, failed, model.MinCalibrationCells)
+	}
+	m := n.Manifest()
+	c, err := model.Calibrate(m.Operating, m.ONNXSHA256, *lab, cells)
+	if err != nil {
+		return err
+	}
+	c.Created = time.Now().UTC().Format(time.RFC3339)
+	raw, _ := json.MarshalIndent(c, "", " ")
+	if err := writeAtomic(*out, append(raw, '\n')); err != nil {
+		return err
+	}
+	modelOOD := "none"
+	if m.Operating.OOD != nil {
+		modelOOD = fmt.Sprintf("%.3f", m.Operating.OOD.Threshold)
+	}
+	modelFPR := "not stated"
+	if r, err := screening.RuleFor(m.Operating, screening.DefaultRuleConfig); err == nil {
+		modelFPR = fmt.Sprintf("%.3f", r.CellFalsePositiveRate)
+	}
+	fmt.Printf("%s: %d normal white cells from %d images (%d unreadable)\n", *lab, c.NormalCells, len(paths)-failed, failed)
+	fmt.Printf("  out-of-distribution threshold: model %s, calibrated %.3f (%.0f%% of these cells within it)\n", modelOOD, c.OODThreshold, 100*c.OODQuantile)
+	fmt.Printf("  uncertain after calibration: %.3f of the cells\n", c.UncertainShare)
+	fmt.Printf("  normal cells called blast: %.3f (95%% CI %.3f-%.3f, %d confident cells); the model's own validation rate: %s\n",
+		c.CellFalsePositiveRate, c.CellFalsePositiveRateCI[0], c.CellFalsePositiveRateCI[1], c.ConfidentCells, modelFPR)
+	if c.CellFalsePositiveRate > 0.05 {
+		fmt.Printf("  WARNING: the model calls %.0f%% of this laboratory's normal cells blasts; referrals will need many blast calls, and early leukaemia may be missed. Check stain and focus, then calibrate again.\n", 100*c.CellFalsePositiveRate)
+	}
+	fmt.Printf("wrote %s; set model.calibration to it in allscreend's configuration\n", *out)
+	return nil
+}
+
+// judgeImage classifies one image: a single cell, or every white cell
+// FindCells finds in a field.
+func judgeImage(n *model.Net, path string, fields bool) ([]model.Prediction, error) {
+	img, err := vision.LoadImage(path)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	if !fields {
+		return n.Classify([]gocv.Mat{img})
+	}
+	return classifyFieldCells(n, img)
+}
+
+// classifyFieldCells finds a field's white cells and classifies them.
+func classifyFieldCells(n *model.Net, img gocv.Mat) ([]model.Prediction, error) {
+	found, err := vision.FindCells(img, vision.DefaultFindOptions)
+	if err != nil {
+		return nil, err
+	}
+	var crops []gocv.Mat
+	defer func() {
+		for _, c := range crops {
+			c.Close()
+		}
+	}()
+	for _, c := range found {
+		crop, err := vision.CropCell(img, c.Crop)
+		if err != nil {
+			continue
+		}
+		crops = append(crops, crop)
+	}
+	if len(crops) == 0 {
+		return nil, nil
+	}
+	return n.Classify(crops)
+}
+
+// imageFiles lists the image files under the given folders (recursively)
+// or files, sorted.
+func imageFiles(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		err := filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && model.IsImageFile(p) {
+				out = append(out, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no images in %s", strings.Join(args, ", "))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// writeAtomic writes a file through a temporary file and a rename, so a
+// crash never leaves half a file under the name.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

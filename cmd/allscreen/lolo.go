@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"allscreen/model"
+)
+
+func init() {
+	register(command{name: "lolo", summary: "leave one laboratory out: train without each laboratory, judge it, simulate its samples", run: runLOLO})
+}
+
+func runLOLO(argv []string) error {
+	fs := newFlags("lolo", "")
+	experiment := fs.String("experiment", "", "the leave-one-laboratory-out experiment `JSON` (model/experiments/lolo/)")
+	seedsFlag := fs.String("seeds", "", "comma-separated seeds (default: the experiment's)")
+	labsFlag := fs.String("labs", "", "comma-separated laboratories to leave out (default: every one)")
+	jobs := fs.Int("jobs", 2, "train this many models at once (one core each at threads 1)")
+	data := fs.String("data", "", "the data folder (default ../shared/data)")
+	work := fs.String("work", "out/model", "cache `DIR` for prepared inputs and trained models (a rerun reuses them)")
+	python := fs.String("python", "/usr/bin/python3", "the Python with torch")
+	out := fs.String("out", "", "write the results `JSON` here (model/results/lolo-*.json)")
+	cellsOut := fs.String("cells", "", "write every held-out cell's prediction to this `CSV`")
+	samples := fs.Int("samples", 1000, "simulated samples per laboratory, seed and kind")
+	rest, err := parseFlags(fs, argv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 || *experiment == "" || *jobs < 1 || *samples < 1 {
+		fs.Usage()
+		return errUsage
+	}
+	e, err := model.ReadExperiment(*experiment)
+	if err != nil {
+		return err
+	}
+	if len(e.Sources) == 0 {
+		return fmt.Errorf("lolo: %s has no \"sources\"", *experiment)
+	}
+	seeds := e.Seeds
+	if *seedsFlag != "" {
+		if seeds, err = parseInts(*seedsFlag); err != nil {
+			return fmt.Errorf("lolo: --seeds: %w", err)
+		}
+	}
+	labs := e.Labs()
+	if *labsFlag != "" {
+		labs = strings.Split(*labsFlag, ",")
+		for _, l := range labs {
+			if !slices.Contains(e.Labs(), l) {
+				return fmt.Errorf("lolo: --labs: %s has no laboratory %q (it has %s)", *experiment, l, strings.Join(e.Labs(), ", "))
+			}
+		}
+	}
+	r, err := newRunner(*data, *work, *python)
+	if err != nil {
+		return err
+	}
+	r.Log = &syncWriter{w: os.Stderr}
+	// Prepare every source once before training starts: folds trained at
+	// once would otherwise prepare the same folder side by side.
+	for _, ds := range e.Sources {
+		if _, err := r.Prepare(ds, e.Input, e.Labels); err != nil {
+			return fmt.Errorf("lolo: prepare %s: %w", ds.Name, err)
+		}
+	}
+	type job struct {
+		lab  string
+		seed int
+	}
+	var todo []job
+	for _, s := range seeds {
+		for _, l := range labs {
+			todo = append(todo, job{l, s})
+		}
+	}
+	folds := make([]*model.LabFold, len(todo))
+	errs := make([]error, len(todo))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(*jobs, len(todo)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r.Log.Write([]byte(fmt.Sprintf("lolo: %s without %s, seed %d\n", e.Name, todo[i].lab, todo[i].seed)))
+				folds[i], errs[i] = r.LeaveLabOut(e, todo[i].lab, todo[i].seed)
+			}
+		}()
+	}
+	for i := range todo {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	res, err := summariseLOLO(e, folds, *samples)
+	if err != nil {
+		return err
+	}
+	if *cellsOut != "" {
+		if err := writeLabCells(*cellsOut, folds); err != nil {
+			return err
+		}
+	}
+	raw, _ := json.MarshalIndent(res, "", " ")
+	raw = append(raw, '\n')
+	if *out != "" {
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out, raw, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Print(loloText(res))
+	return nil
+}
+
+// syncWriter lets folds trained at once log whole lines without mixing them.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *os.File
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// writeLabCells writes every held-out cell's prediction, one row per cell
+// and seed.
+func writeLabCells(path string, folds []*model.LabFold) error {
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.Write([]string{"lab", "seed", "source", "image", "input", "type", "group", "blast", "p_blast", "uncertain", "ood", "fallback"})
+	for _, f := range folds {
+		for _, c := range f.Cells {
+			w.Write([]string{c.Lab, strconv.Itoa(f.Seed), c.Source, c.Image, c.Input, c.Type, c.Group, b01(c.Blast),
+				strconv.FormatFloat(float64(c.PBlast), 'f', 5, 32), b01(c.Uncertain), b01(c.OOD), b01(c.Fallback)})
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func b01(v bool) string {
+	if v {
+		return "1"
+	}
+	return "0"
+}
