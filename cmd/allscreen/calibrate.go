@@ -27,11 +27,12 @@ func runCalibrate(argv []string) error {
 	lab := fs.String("lab", "", "the laboratory's name, recorded in the file")
 	fields := fs.Bool("fields", false, "the images are whole fields (as the appliance captures them): find and judge every white cell")
 	out := fs.String("out", "", "write the calibration to this `FILE` (config: model.calibration)")
+	check := fs.String("check", "", "instead of calibrating, judge DIR's normal cells with this calibration `FILE` (use smears it was not made from)")
 	rest, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
 	}
-	if len(rest) == 0 || *out == "" || *lab == "" {
+	if len(rest) == 0 || (*check == "") == (*out == "" || *lab == "") {
 		fs.Usage()
 		return errUsage
 	}
@@ -40,6 +41,15 @@ func runCalibrate(argv []string) error {
 		return err
 	}
 	defer n.Close()
+	var checked *model.Calibration
+	if *check != "" {
+		if checked, err = model.ReadCalibration(*check); err != nil {
+			return err
+		}
+		if err := n.ApplyCalibration(checked); err != nil {
+			return err
+		}
+	}
 	paths, err := imageFiles(rest)
 	if err != nil {
 		return err
@@ -62,6 +72,9 @@ func runCalibrate(argv []string) error {
 		if (i+1)%100 == 0 {
 			fmt.Fprintf(os.Stderr, "calibrate: %d/%d images, %d cells\n", i+1, len(paths), len(cells))
 		}
+	}
+	if checked != nil {
+		return printCheck(n, checked, cells, len(paths)-failed, failed)
 	}
 	if len(cells) < model.MinCalibrationCells {
 		return fmt.Errorf("calibrate: %d normal white cells in %d images (%d unreadable); at least %d are needed to measure a false-positive rate near 1%%: capture more fields of normal smears",
@@ -94,6 +107,35 @@ func runCalibrate(argv []string) error {
 		fmt.Printf("  WARNING: the model calls %.0f%% of this laboratory's normal cells blasts; referrals will need many blast calls, and early leukaemia may be missed. Check stain and focus, then calibrate again.\n", 100*c.CellFalsePositiveRate)
 	}
 	fmt.Printf("wrote %s; set model.calibration to it in allscreend's configuration\n", *out)
+	return nil
+}
+
+// printCheck reports how a calibrated model judges normal cells it was not
+// calibrated on: the share called blast and the share it is unsure of.
+func printCheck(n *model.Net, c *model.Calibration, cells []model.CalibrationCell, images, failed int) error {
+	if len(cells) == 0 {
+		return fmt.Errorf("calibrate --check: no white cells in %d images", images)
+	}
+	op := n.Manifest().Operating
+	called, unc := 0, 0
+	for _, x := range cells {
+		// n already carries the calibration's OOD threshold; cells were judged with it
+		u, _ := c.Rejudge(op, x)
+		if u {
+			unc++
+		} else if float64(x.PBlast) >= *op.BlastThreshold {
+			called++
+		}
+	}
+	conf := len(cells) - unc
+	ci := model.Wilson(called, max(1, conf))
+	fmt.Printf("%s calibration checked on %d normal white cells from %d images (%d unreadable)\n", c.Laboratory, len(cells), images, failed)
+	fmt.Printf("  called blast: %d of %d confident cells, %.3f (95%% CI %.3f-%.3f); calibrated rate %.3f\n", called, conf,
+		float64(called)/float64(max(1, conf)), ci[0], ci[1], c.CellFalsePositiveRate)
+	fmt.Printf("  uncertain: %.3f of the cells (at calibration %.3f)\n", float64(unc)/float64(len(cells)), c.UncertainShare)
+	if ci[0] > c.CellFalsePositiveRate || float64(unc)/float64(len(cells)) > c.UncertainShare+0.05 {
+		fmt.Printf("  WARNING: these smears do not match the calibration (more blast calls or more uncertain cells than measured): check stain, focus and magnification, or calibrate again on more smears\n")
+	}
 	return nil
 }
 

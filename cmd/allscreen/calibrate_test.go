@@ -63,6 +63,11 @@ func TestCalibrateCommand(t *testing.T) {
 		t.Errorf("a calibration cell is out of distribution after calibration: %+v, %v", preds, err)
 	}
 
+	// checking it on more normal cells (here the same cell again) passes
+	if err := runCalibrate([]string{"--model", manifest, "--check", out, calibrationFolder(t, 3, false)}); err != nil {
+		t.Errorf("calibrate --check: %v", err)
+	}
+
 	// another model refuses it
 	c.ModelSHA256 = strings.Repeat("0", 64)
 	if err := n.ApplyCalibration(c); err == nil {

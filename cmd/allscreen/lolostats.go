@@ -64,8 +64,9 @@ type typeResult struct {
 	Type   string `json:"type"`
 	Blast  bool   `json:"blast"`
 	N      int    `json:"n"`
-	// Correct is the share called right per seed: sensitivity for blasts,
-	// specificity for normal cells.
+	// Correct is the share called right per seed, each the strict way:
+	// blasts called blast under the rule (an uncertain blast is missed),
+	// normal cells below the threshold (whatever the model's flags).
 	Correct model.Spread `json:"correct"`
 	// WorstCI is the Wilson 95% interval of the worst seed.
 	WorstCI [2]float64 `json:"worst_seed_ci95"`
@@ -190,8 +191,9 @@ func summariseLab(lab string, folds []*model.LabFold, samples int) (labResult, e
 				neg = append(neg, float64(c.PBlast))
 				if call.Blast {
 					ls.NormalCalled++
-				} else {
-					tk[k]++
+				}
+				if float64(c.PBlast) < rule.BlastThreshold {
+					tk[k]++ // by the threshold alone: the strict way for normal cells
 				}
 			}
 		}
