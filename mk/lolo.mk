@@ -3,7 +3,7 @@
 # it. Hours on 2 cores; every trained model is cached in $(MODEL_WORK)/lolo,
 # so an interrupted `make lolo` resumes where it stopped. Never part of
 # `make test` (its unit tests are).
-.PHONY: lolo report-lolo
+.PHONY: lolo report-lolo lolo-shortcuts
 REPORT_TARGETS += report-lolo
 
 LOLO_RECIPES ?= $(sort $(wildcard model/experiments/lolo/*.json))
@@ -16,4 +16,10 @@ lolo: build ## train and judge every leave-one-laboratory-out recipe (model/resu
 	    --out model/results/$$n.json --cells $(MODEL_WORK)/lolo/$$n-cells.csv; done
 
 report-lolo: build ## docs/lolo.md and the README's headline from model/results/lolo-*.json
-	$(BIN)/allscreen lolo-report --doc docs/lolo.md --readme README.md $(foreach e,$(LOLO_RECIPES),model/results/$(basename $(notdir $(e))).json)
+	$(BIN)/allscreen lolo-report --doc docs/lolo.md --readme README.md --shortcut model/results/shortcut-sources-cnmc.json $(foreach e,$(LOLO_RECIPES),model/results/$(basename $(notdir $(e))).json)
+
+# the newest prepared 64x64 masked inputs of every source of recipe A, as NAME=DIR,...
+LOLO_PREP = $$(for s in allidb2 bll-stages cnmc pbc-lymphocytes pbc-types wbcseg bccd olympus-typed olympus-fields; do \
+	  printf '%s=%s,' $$s $$(ls -td $(MODEL_WORK)/prep/$$s-64-cell-* | head -1); done | sed 's/,$$//')
+lolo-shortcuts: build ## can a prepared input's colour alone tell C-NMC from the other sources? (model/results/shortcut-sources-cnmc.json; run make lolo first)
+	$(BIN)/allscreen shortcut --json --sources "$(LOLO_PREP)" --positive cnmc --features rim-rgb,cell-rgb > model/results/shortcut-sources-cnmc.json

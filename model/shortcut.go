@@ -29,10 +29,14 @@ const (
 	// FeatureCellMean is the mean R, G, B of the segmented cell in a
 	// prepared input (alpha = cell): stain colour with the background gone.
 	FeatureCellMean = "cell-rgb"
+	// FeatureRimMean is the mean R, G, B of the outer 2 pixels of the
+	// segmented cell in a prepared input: where a source's own background
+	// (C-NMC's black) would survive the masking.
+	FeatureRimMean = "rim-rgb"
 )
 
 // ShortcutFeatures lists the features ShortcutBaseline knows.
-var ShortcutFeatures = []string{FeatureSize, FeatureAspect, FeatureFileBytes, FeatureBorderB, FeatureBorderMean, FeatureCellMean}
+var ShortcutFeatures = []string{FeatureSize, FeatureAspect, FeatureFileBytes, FeatureBorderB, FeatureBorderMean, FeatureCellMean, FeatureRimMean}
 
 // shortcutValue is one image's feature: a category or a vector.
 type shortcutValue struct {
@@ -49,7 +53,9 @@ func measureShortcut(it Labelled, feature string) (shortcutValue, error) {
 		}
 		return shortcutValue{vec: []float64{float64(st.Size())}}, nil
 	case FeatureCellMean:
-		return cellMean(it.Path)
+		return cellMean(it.Path, 0)
+	case FeatureRimMean:
+		return cellMean(it.Path, 2)
 	case FeatureSize, FeatureAspect, FeatureBorderB, FeatureBorderMean:
 	default:
 		return shortcutValue{}, fmt.Errorf("unknown shortcut feature %q (want one of %q)", feature, ShortcutFeatures)
@@ -252,18 +258,31 @@ func fitShortcut(vals []shortcutValue, rows []IndexRow, train []int, k int) (fun
 	}, "the nearest class mean of the training folds"
 }
 
-// cellMean is the mean colour of a prepared input's cell (its alpha).
-func cellMean(path string) (shortcutValue, error) {
+// cellMean is the mean colour of a prepared input's cell (its alpha), or,
+// with rim > 0, of its pixels within rim pixels of the background.
+func cellMean(path string, rim int) (shortcutValue, error) {
 	m := gocv.IMRead(path, gocv.IMReadUnchanged)
 	defer m.Close()
 	if m.Empty() || m.Type() != gocv.MatTypeCV8UC4 {
 		return shortcutValue{}, fmt.Errorf("%s: not a prepared input with a cell mask (8-bit BGRA PNG)", path)
 	}
 	pix := m.ToBytes()
+	w, h := m.Cols(), m.Rows()
+	inCell := func(x, y int) bool { return x >= 0 && y >= 0 && x < w && y < h && pix[4*(y*w+x)+3] >= 128 }
+	onRim := func(x, y int) bool {
+		for dy := -rim; dy <= rim; dy++ {
+			for dx := -rim; dx <= rim; dx++ {
+				if !inCell(x+dx, y+dy) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	var sum [3]float64
 	n := 0
 	for i := 0; i+3 < len(pix); i += 4 {
-		if pix[i+3] < 128 {
+		if pix[i+3] < 128 || (rim > 0 && !onRim((i/4)%w, (i/4)/w)) {
 			continue
 		}
 		for c := 0; c < 3; c++ {

@@ -43,6 +43,7 @@ func runLOLOReport(argv []string) error {
 	fs := newFlags("lolo-report", "RESULTS.json...")
 	doc := fs.String("doc", "docs/lolo.md", "write the report to this `FILE`")
 	readme := fs.String("readme", "README.md", "replace the section between the lolo markers of this `FILE` (empty: none)")
+	shortcut := fs.String("shortcut", "", "also report this `JSON` of allscreen shortcut --sources --positive cnmc --json (can the input tell C-NMC?)")
 	rest, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -69,6 +70,17 @@ func runLOLOReport(argv []string) error {
 	chosen := chooseRecipe(results)
 	var b bytes.Buffer
 	loloMarkdown(&b, results, chosen)
+	if *shortcut != "" {
+		raw, err := os.ReadFile(*shortcut)
+		if err != nil {
+			return err
+		}
+		var sc []model.ShortcutResult
+		if err := json.Unmarshal(raw, &sc); err != nil {
+			return fmt.Errorf("%s: %w", *shortcut, err)
+		}
+		shortcutSection(&b, sc)
+	}
 	if err := os.WriteFile(*doc, b.Bytes(), 0o644); err != nil {
 		return err
 	}
@@ -322,4 +334,23 @@ func loloReadme(w io.Writer, r *loloResult, docPath string) {
 	fmt.Fprintf(w, "\nThe same after site calibration on half of each laboratory's normal cells (judged on the other half; docs/lolo.md, \"Site calibration\"):\n\n")
 	calibrationTable(w, r)
 	fmt.Fprintf(w, "\n")
+}
+
+// shortcutSection: how well a prepared input's colour alone tells a source
+// (C-NMC) from the others.
+func shortcutSection(w io.Writer, sc []model.ShortcutResult) {
+	fmt.Fprintf(w, "\n## Can the input tell C-NMC from the other sources?\n\n"+
+		"C-NMC's cells were segmented onto black and stain-normalised by the data owners. Every source is masked and framed the same way "+
+		"(the segmented cell on grey, framed by the cell, 64x64), so the black background itself never reaches the network; what is left is measured here: "+
+		"a nearest-class-mean classifier on one colour feature of the prepared inputs, grouped cross-validation (`make lolo-shortcuts`). "+
+		"`rim-rgb` is the mean colour of the cell's outer 2 pixels, where a black background would survive the masking; `cell-rgb` the whole cell's.\n\n")
+	fmt.Fprintf(w, "| feature | inputs | accuracy (95%% CI) | C-NMC inputs recognised | other inputs taken for C-NMC |\n|---|---|---|---|---|\n")
+	for _, r := range sc {
+		c, o := r.PerClass["cnmc"], r.PerClass["other"]
+		fmt.Fprintf(w, "| `%s` | %d | %.3f (%.3f-%.3f) | %.3f of %d | %.3f of %d |\n", r.Feature, r.N, r.Accuracy, r.AccuracyCI[0], r.AccuracyCI[1],
+			c.Recall, c.Support, 1-o.Recall, o.Support)
+	}
+	fmt.Fprintf(w, "\nThe colour of a C-NMC cell identifies its source: the owners' stain normalisation makes every C-NMC cell a dark magenta no other "+
+		"laboratory has (no rim pixel is near black, so it is the stain, not the background). Inside C-NMC both classes share it and the trainer weights "+
+		"them equally, so it cannot stand for \"blast\"; leaving Delhi out is what shows whether the model learnt more than that.\n")
 }

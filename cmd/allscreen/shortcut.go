@@ -25,17 +25,22 @@ func runShortcut(argv []string) error {
 	blocks := fs.Int("group-blocks", 0, "group runs of `N` consecutive file numbers per label (data without patient IDs)")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per feature")
 	only := fs.String("only", "", "keep only these comma-separated `LABELS`")
-	prepared := fs.Bool("prepared", false, "--data is a folder `allscreen prepare` wrote (for the cell-rgb feature)")
+	prepared := fs.Bool("prepared", false, "--data is a folder `allscreen prepare` wrote (for the cell-rgb and rim-rgb features)")
+	sources := fs.String("sources", "", "instead of --data: prepared folders, `NAME=DIR,...`; the label is the folder's NAME (can the input tell the source?)")
+	positive := fs.String("positive", "", "with --sources: label NAME against \"other\" (the other sources)")
 	rest, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 || *data == "" {
+	if len(rest) > 0 || (*data == "") == (*sources == "") {
 		fs.Usage()
 		return errUsage
 	}
 	var items []model.Labelled
-	if *prepared {
+	if *sources != "" {
+		items, err = sourceItems(*sources, *positive)
+		*data = *sources
+	} else if *prepared {
 		items, err = model.ReadPreparedLabelled(*data)
 	} else {
 		items, err = model.ReadLabelledGroups(*data, *labels, *labelColumn, *groupColumn)
@@ -91,4 +96,34 @@ func runShortcut(argv []string) error {
 		os.Stdout.Write(append(raw, '\n'))
 	}
 	return nil
+}
+
+// sourceItems lists prepared folders' inputs labelled by their folder's
+// name (or positive against "other"), groups kept apart per folder.
+func sourceItems(spec, positive string) ([]model.Labelled, error) {
+	var items []model.Labelled
+	found := positive == ""
+	for _, f := range strings.Split(spec, ",") {
+		name, dir, ok := strings.Cut(f, "=")
+		if !ok || name == "" || dir == "" {
+			return nil, fmt.Errorf("--sources: %q is not NAME=DIR", f)
+		}
+		its, err := model.ReadPreparedLabelled(dir)
+		if err != nil {
+			return nil, err
+		}
+		label := name
+		if positive != "" && name != positive {
+			label = "other"
+		}
+		found = found || name == positive
+		for _, it := range its {
+			it.Label, it.Group = label, name+"/"+it.Group
+			items = append(items, it)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("--positive %q is none of the --sources", positive)
+	}
+	return items, nil
 }
