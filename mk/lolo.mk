@@ -3,7 +3,7 @@
 # it. Hours on 2 cores; every trained model is cached in $(MODEL_WORK)/lolo,
 # so an interrupted `make lolo` resumes where it stopped. Never part of
 # `make test` (its unit tests are).
-.PHONY: lolo report-lolo lolo-shortcuts
+.PHONY: lolo report-lolo lolo-shortcuts lolo-sheets
 REPORT_TARGETS += report-lolo
 
 LOLO_RECIPES ?= $(sort $(wildcard model/experiments/lolo/*.json))
@@ -23,3 +23,6 @@ LOLO_PREP = $$(for s in allidb2 bll-stages cnmc pbc-lymphocytes pbc-types wbcseg
 	  printf '%s=%s,' $$s $$(ls -td $(MODEL_WORK)/prep/$$s-64-cell-* | head -1); done | sed 's/,$$//')
 lolo-shortcuts: build ## can a prepared input's colour alone tell C-NMC from the other sources? (model/results/shortcut-sources-cnmc.json; run make lolo first)
 	$(BIN)/allscreen shortcut --json --sources "$(LOLO_PREP)" --positive cnmc --features rim-rgb,cell-rgb > model/results/shortcut-sources-cnmc.json
+
+lolo-sheets: ## contact sheets of each left-out laboratory's worst cells (out/lolo-sheets; C-NMC and PBC ones also in docs/figures)
+	$(PYTHON) model/train/lolo_sheets.py $(MODEL_WORK)/lolo/lolo-a-cells.csv $(MODEL_WORK)/prep out/lolo-sheets --public docs/figures
