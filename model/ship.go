@@ -23,18 +23,21 @@ type ShipOptions struct {
 // operating point) plus its extra sites; writes ONNX, manifest, curves and
 // the parity fixture into opt.Out.
 func (r *Runner) Ship(e *Experiment, opt ShipOptions) (string, error) {
-	cv, err := r.Prepare(e.CV, e.Input, e.Labels)
-	if err != nil {
-		return "", err
-	}
 	cfg := trainConfig{Arch: e.Arch, Seed: opt.Seed, Epochs: e.Epochs, Patience: e.Patience, Batch: e.Batch, LR: e.LR,
 		WeightDecay: e.WeightDecay, Threads: e.Threads, Keep: e.Keep, EMA: e.EMA, Classes: e.Labels, Positive: e.Positive, Task: e.Task,
 		Augment: e.Augment, Protocol: SplitThenAugment, Name: opt.Name, RelativeTo: r.RepoDir,
 		Provisional: opt.Provisional, Description: e.Description,
 		Title: fmt.Sprintf("%s (shipped %s model), seed %d", e.Name, opt.Name, opt.Seed)}
-	sets := []*Prepared{cv}
-	names := []string{e.CV.Name}
-	for _, ds := range e.ExtraTrain {
+	// A leave-one-laboratory-out experiment ships its recipe trained on
+	// every laboratory; another trains on its CV set and extra sites.
+	sources := append([]DataSource{e.CV}, e.ExtraTrain...)
+	grouping := groupingWords(e.CV, SplitThenAugment)
+	if len(e.Sources) > 0 {
+		sources, grouping = e.Sources, "groups: subjects, field families, blocks of fields or single images, per folder"
+	}
+	var sets []*Prepared
+	var names []string
+	for _, ds := range sources {
 		p, err := r.Prepare(ds, e.Input, e.Labels)
 		if err != nil {
 			return "", err
@@ -44,7 +47,7 @@ func (r *Runner) Ship(e *Experiment, opt ShipOptions) (string, error) {
 	}
 	cfg.Train, cfg.Val = r.splitTraining(sets, e.Labels, func(_ *Prepared, row IndexRow) bool { return !row.Fallback }, e.ValFraction, opt.Seed)
 	cfg.Split = fmt.Sprintf("trained on %s; %.0f%% of each set's groups (%s) held out for validation (epoch choice, operating point, OOD threshold)",
-		strings.Join(names, " + "), 100*e.ValFraction, groupingWords(e.CV, SplitThenAugment))
+		strings.Join(names, " + "), 100*e.ValFraction, grouping)
 	if opt.Samples != "" {
 		items, err := sampleItems(opt.Samples)
 		if err != nil {
