@@ -43,6 +43,11 @@ const (
 	// the cytoplasm) stays. Measured per site, the cells' mean b* differs
 	// by up to 56 levels between the four laboratories here.
 	ColourLabStandard = "cell-lab-standard"
+	// ColourGreyStandard keeps only the cell's own lightness, standardised
+	// as ColourLabStandard standardises L*, and drops its hue (a* = b* = 0):
+	// a grey cell whose chromatin, nucleoli and nucleus-to-cytoplasm
+	// pattern stay while no laboratory's stain colour is left to learn.
+	ColourGreyStandard = "cell-grey-standard"
 )
 
 // labStandard is the target of ColourLabStandard in OpenCV's 8-bit Lab
@@ -96,8 +101,8 @@ func (s InputSpec) Check() error {
 		return fmt.Errorf("framing %q (want %q or %q)", s.Framing, FrameCell, FrameCrop)
 	case s.Framing == FrameCell && !(s.Margin >= 1 && s.Margin <= 4):
 		return fmt.Errorf("margin %v outside 1..4", s.Margin)
-	case s.Colour != ColourAsIs && s.Colour != ColourLabStandard:
-		return fmt.Errorf("colour %q (want %q or none)", s.Colour, ColourLabStandard)
+	case s.Colour != ColourAsIs && s.Colour != ColourLabStandard && s.Colour != ColourGreyStandard:
+		return fmt.Errorf("colour %q (want %q, %q or none)", s.Colour, ColourLabStandard, ColourGreyStandard)
 	}
 	return nil
 }
@@ -177,8 +182,8 @@ func PrepareInput(crop gocv.Mat, spec InputSpec) (Input, error) {
 			}
 		}
 	}
-	if spec.Colour == ColourLabStandard {
-		if err := standardiseLab(pix, alpha, side, frame.Dy()); err != nil {
+	if spec.Colour == ColourLabStandard || spec.Colour == ColourGreyStandard {
+		if err := standardiseLab(pix, alpha, side, frame.Dy(), spec.Colour == ColourGreyStandard); err != nil {
 			return Input{}, fmt.Errorf("prepare input: %w", err)
 		}
 	}
@@ -205,8 +210,9 @@ func PrepareInput(crop gocv.Mat, spec InputSpec) (Input, error) {
 
 // standardiseLab rewrites, in place, the w x h BGR pixels where alpha is
 // set so that their CIE Lab mean and standard deviation per channel are
-// labStandard's (ColourLabStandard). Pixels outside the cell are left.
-func standardiseLab(pix, alpha []uint8, w, h int) error {
+// labStandard's (ColourLabStandard); with grey, L* only, a* and b* set to
+// neutral (ColourGreyStandard). Pixels outside the cell are left.
+func standardiseLab(pix, alpha []uint8, w, h int, grey bool) error {
 	if len(pix) != 3*w*h || len(alpha) < w*h {
 		return fmt.Errorf("standardise colours: %d bytes for %dx%d", len(pix), w, h)
 	}
@@ -243,6 +249,9 @@ func standardiseLab(pix, alpha []uint8, w, h int) error {
 		}
 		for c := 0; c < 3; c++ {
 			lp[3*i+c] = uint8(math.Round(min(max(gain[c]*float64(lp[3*i+c])+off[c], 0), 255)))
+		}
+		if grey {
+			lp[3*i+1], lp[3*i+2] = 128, 128 // OpenCV's 8-bit a*, b* of a neutral grey
 		}
 	}
 	out, err := convertColour(lp, w, h, gocv.ColorLabToBGR)

@@ -524,10 +524,27 @@ func TestPrepareInputLabStandard(t *testing.T) {
 	plain := DefaultInputSpec
 	std := DefaultInputSpec
 	std.Colour = ColourLabStandard
-	dPlain, dStd := diff(plain), diff(std)
-	t.Logf("mean absolute difference of the two stains' inputs: as is %.1f, standardised %.1f", dPlain, dStd)
-	if dStd > dPlain/3 {
-		t.Fatalf("standardising left %.1f of %.1f levels of stain difference", dStd, dPlain)
+	grey := DefaultInputSpec
+	grey.Colour = ColourGreyStandard
+	dPlain, dStd, dGrey := diff(plain), diff(std), diff(grey)
+	t.Logf("mean absolute difference of the two stains' inputs: as is %.1f, standardised %.1f, grey %.1f", dPlain, dStd, dGrey)
+	if dStd > dPlain/3 || dGrey > dPlain/3 {
+		t.Fatalf("standardising left %.1f (Lab) and %.1f (grey) of %.1f levels of stain difference", dStd, dGrey, dPlain)
+	}
+	// the grey input has no hue: R = G = B (within OpenCV's Lab rounding)
+	ig, err := PrepareInput(a, grey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ig.Close()
+	gp := ig.Image.ToBytes()
+	for i, v := range ig.Cell {
+		if v == 255 {
+			b, g, r := int(gp[3*i]), int(gp[3*i+1]), int(gp[3*i+2])
+			if max(b, g, r)-min(b, g, r) > 3 {
+				t.Fatalf("grey input pixel %d is B%d G%d R%d, not grey", i, b, g, r)
+			}
+		}
 	}
 	bad := DefaultInputSpec
 	bad.Colour = "sepia"

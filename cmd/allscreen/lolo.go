@@ -30,6 +30,7 @@ func runLOLO(argv []string) error {
 	out := fs.String("out", "", "write the results `JSON` here (model/results/lolo-*.json)")
 	cellsOut := fs.String("cells", "", "write every held-out cell's prediction to this `CSV`")
 	samples := fs.Int("samples", 1000, "simulated samples per laboratory, seed and kind")
+	prepareOnly := fs.Bool("prepare-only", false, "prepare every source's inputs, then stop")
 	rest, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -71,6 +72,9 @@ func runLOLO(argv []string) error {
 		if _, err := r.Prepare(ds, e.Input, e.Labels); err != nil {
 			return fmt.Errorf("lolo: prepare %s: %w", ds.Name, err)
 		}
+	}
+	if *prepareOnly {
+		return nil
 	}
 	type job struct {
 		lab  string
