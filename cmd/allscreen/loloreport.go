@@ -324,7 +324,32 @@ func loloMarkdown(w io.Writer, rs []*loloResult, chosen int) {
 	}
 }
 
+// loloWarning is the README's warning, from the figures: the worst blast
+// laboratory's sensitivity and the worst laboratory's specificity.
+func loloWarning(r *loloResult) string {
+	var sensLab, specLab string
+	sens, spec := math.Inf(1), math.Inf(1)
+	for _, l := range r.Labs {
+		if l.Sensitivity != nil && l.Sensitivity.Min < sens {
+			sens, sensLab = l.Sensitivity.Min, l.Lab
+		}
+		if l.SpecificityByThreshold != nil && l.SpecificityByThreshold.Min < spec {
+			spec, specLab = l.SpecificityByThreshold.Min, l.Lab
+		}
+	}
+	if sensLab == "" || specLab == "" || (sens >= targetSensitivity && spec >= targetSpecificity) {
+		return ""
+	}
+	return fmt.Sprintf("**Not yet fit for a laboratory it never saw.** Left out of training, %s's blasts were called blast at %.3f "+
+		"(worst seed) and %s's normal cells were kept below the threshold at %.3f; the issue's targets are %.2f and %.2f. "+
+		"Calibrate and check on your own normal smears before any use (below), and treat every result as a referral for review.",
+		sensLab, sens, specLab, spec, targetSensitivity, targetSpecificity)
+}
+
 func loloReadme(w io.Writer, r *loloResult, docPath string) {
+	if warn := loloWarning(r); warn != "" {
+		fmt.Fprintf(w, "%s\n\n", warn)
+	}
 	fmt.Fprintf(w, "Each laboratory left out in turn: the model trained on all the others judges its cells (`%s`, seeds %v; mean and worst seed, the worst seed's count and Wilson 95%% CI). "+
 		"This is what a clinic's microscope, a laboratory the model never saw, can expect. Method, rule and every cell type: [%s](%s).\n\n",
 		r.Experiment, r.Seeds, docPath, docPath)
