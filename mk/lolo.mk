@@ -18,11 +18,13 @@ lolo: build ## train and judge every leave-one-laboratory-out recipe (model/resu
 report-lolo: build ## docs/lolo.md and the README's headline from model/results/lolo-*.json
 	$(BIN)/allscreen lolo-report --doc docs/lolo.md --readme README.md --shortcut model/results/shortcut-sources-cnmc.json $(foreach e,$(LOLO_RECIPES),model/results/$(basename $(notdir $(e))).json)
 
-# the newest prepared 64x64 masked inputs of every source of recipe A, as NAME=DIR,...
+# the newest prepared 64x64 masked inputs of every source with the colours as the camera saw them (recipe A's
+# input: a colour-standardised preparation says "colour" in its spec.json), as NAME=DIR,...
 LOLO_PREP = $$(for s in allidb2 bll-stages cnmc pbc-lymphocytes pbc-types wbcseg bccd olympus-typed olympus-fields; do \
-	  printf '%s=%s,' $$s $$(ls -td $(MODEL_WORK)/prep/$$s-64-cell-* | head -1); done | sed 's/,$$//')
+	  printf '%s=%s,' $$s $$($(call asis_prep,$$s)); done | sed 's/,$$//')
 lolo-shortcuts: build ## can a prepared input's colour alone tell C-NMC from the other sources? (model/results/shortcut-sources-cnmc.json; run make lolo first)
 	$(BIN)/allscreen shortcut --json --sources "$(LOLO_PREP)" --positive cnmc --features rim-rgb,cell-rgb > model/results/shortcut-sources-cnmc.json
 
-lolo-sheets: ## contact sheets of each left-out laboratory's worst cells (out/lolo-sheets; C-NMC and PBC ones also in docs/figures)
-	$(PYTHON) model/train/lolo_sheets.py $(MODEL_WORK)/lolo/lolo-a-cells.csv $(MODEL_WORK)/prep out/lolo-sheets --public docs/figures
+lolo-sheets: ## contact sheets of each left-out laboratory's worst cells, per recipe (out/lolo-sheets; C-NMC and PBC ones also in docs/figures)
+	set -e; for e in $(LOLO_RECIPES); do n=$$(basename $$e .json); [ -f $(MODEL_WORK)/lolo/$$n-cells.csv ] || continue; \
+	  $(PYTHON) model/train/lolo_sheets.py $(MODEL_WORK)/lolo/$$n-cells.csv out/lolo-sheets --public docs/figures --name $$n; done

@@ -29,7 +29,8 @@ type LabCell struct {
 	Lab    string `json:"lab"`
 	Source string `json:"source"` // the data source's name (cnmc, pbc-types...)
 	Image  string `json:"image"`  // the image it came from, relative to the source folder
-	Input  string `json:"input"`  // the prepared input
+	Input  string `json:"input"`  // the prepared input, in Prep
+	Prep   string `json:"prep"`   // the prepared folder`
 	// Type is the folder's own label before mapping (neutrophil, benign,
 	// early-pre-b, normal...): specificity is reported per type.
 	Type  string `json:"type"`
@@ -118,7 +119,7 @@ func (r *Runner) LeaveLabOut(e *Experiment, lab string, seed int) (*LabFold, err
 			return nil, fmt.Errorf("lolo: judge %s: %w", p.Source.Name, err)
 		}
 		for i, pr := range preds {
-			fold.Cells = append(fold.Cells, LabCell{Lab: lab, Source: p.Source.Name, Image: rows[i].Source, Input: rows[i].Input,
+			fold.Cells = append(fold.Cells, LabCell{Lab: lab, Source: p.Source.Name, Image: rows[i].Source, Input: rows[i].Input, Prep: p.Dir,
 				Type: rows[i].Label, Group: rows[i].Group, Blast: rows[i].Class == pos, PBlast: pr.Probs[pos],
 				Uncertain: pr.Uncertain, OOD: pr.OOD, Fallback: rows[i].Fallback, Distance: pr.Distance})
 		}

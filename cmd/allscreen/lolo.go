@@ -162,10 +162,10 @@ func parseInts(s string) ([]int, error) {
 func writeLabCells(path string, folds []*model.LabFold) error {
 	var b strings.Builder
 	w := csv.NewWriter(&b)
-	w.Write([]string{"lab", "seed", "source", "image", "input", "type", "group", "blast", "p_blast", "uncertain", "ood", "fallback"})
+	w.Write([]string{"lab", "seed", "source", "image", "prep", "input", "type", "group", "blast", "p_blast", "uncertain", "ood", "fallback"})
 	for _, f := range folds {
 		for _, c := range f.Cells {
-			w.Write([]string{c.Lab, strconv.Itoa(f.Seed), c.Source, c.Image, c.Input, c.Type, c.Group, b01(c.Blast),
+			w.Write([]string{c.Lab, strconv.Itoa(f.Seed), c.Source, c.Image, c.Prep, c.Input, c.Type, c.Group, b01(c.Blast),
 				strconv.FormatFloat(float64(c.PBlast), 'f', 5, 32), b01(c.Uncertain), b01(c.OOD), b01(c.Fallback)})
 		}
 	}

@@ -3,7 +3,7 @@
 scored lowest and the normal cells it scored highest (first seed), as the network saw them (the prepared
 64x64 inputs, cell on grey). Reads the cells CSV `allscreen lolo --cells` wrote; measures nothing.
 
-usage: lolo_sheets.py CELLS.csv PREP_DIR OUT_DIR [--public OUT_PUBLIC]
+usage: lolo_sheets.py CELLS.csv OUT_DIR [--public OUT_PUBLIC] [--name RECIPE]
 
 Sheets of every laboratory go to OUT_DIR (out/, never committed: ALL-IDB, bll-stages and olympus images may
 not be redistributed). With --public, the sheets of laboratories whose images are CC BY (Delhi's C-NMC,
@@ -11,7 +11,6 @@ Barcelona's PBC) are also written there (docs/figures).
 """
 import argparse
 import csv
-import glob
 import os
 
 import cv2
@@ -21,9 +20,9 @@ PUBLIC = {"delhi", "barcelona"}  # C-NMC (CC BY 3.0) and PBC (CC BY 4.0) only
 N = 16
 
 
-def tile(prep, row):
-    d = sorted(glob.glob(os.path.join(prep, row["source"] + "-64-cell-*")), key=os.path.getmtime)[-1:]
-    im = cv2.imread(os.path.join(d[0], row["input"]), cv2.IMREAD_UNCHANGED) if d else None
+def tile(row):
+    # the prepared folder the model was judged on (recipes differ in input: never guess it)
+    im = cv2.imread(os.path.join(row["prep"], row["input"]), cv2.IMREAD_UNCHANGED)
     if im is None:
         return np.full((64, 64, 3), 255, np.uint8)
     a = im[:, :, 3:4].astype(np.float32) / 255
@@ -34,8 +33,8 @@ def tile(prep, row):
     return t
 
 
-def strip(prep, rows):
-    tiles = [tile(prep, r) for r in rows[:N]]
+def strip(rows):
+    tiles = [tile(r) for r in rows[:N]]
     tiles += [np.full((96, 96, 3), 255, np.uint8)] * (N - len(tiles))
     return np.hstack(tiles)
 
@@ -43,8 +42,8 @@ def strip(prep, rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cells")
-    ap.add_argument("prep")
     ap.add_argument("out")
+    ap.add_argument("--name", default="lolo")
     ap.add_argument("--public")
     a = ap.parse_args()
     rows = list(csv.DictReader(open(a.cells)))
@@ -59,10 +58,10 @@ def main():
             if not sel:
                 continue
             head = np.full((22, 96 * N, 3), 255, np.uint8)
-            cv2.putText(head, f"{lab} left out, seed {seed}: {title} (P(blast) on each)", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
-            parts += [head, strip(a.prep, sel)]
+            cv2.putText(head, f"{a.name}: {lab} left out, seed {seed}: {title} (P(blast) on each)", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+            parts += [head, strip(sel)]
         sheet = np.vstack(parts)
-        name = f"lolo-errors-{lab}.png"
+        name = f"{a.name}-errors-{lab}.png"
         cv2.imwrite(os.path.join(a.out, name), sheet)
         if a.public and lab in PUBLIC:
             os.makedirs(a.public, exist_ok=True)
