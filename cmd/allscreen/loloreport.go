@@ -375,7 +375,7 @@ func shortcutSection(w io.Writer, sc []model.ShortcutResult) {
 		fmt.Fprintf(w, "| `%s` | %d | %.3f (%.3f-%.3f) | %.3f of %d | %.3f of %d |\n", r.Feature, r.N, r.Accuracy, r.AccuracyCI[0], r.AccuracyCI[1],
 			c.Recall, c.Support, 1-o.Recall, o.Support)
 	}
-	fmt.Fprintf(w, "\nThe colour of a C-NMC cell identifies its source: the owners' stain normalisation makes every C-NMC cell a dark magenta no other "+
-		"laboratory has (no rim pixel is near black, so it is the stain, not the background). Inside C-NMC both classes share it and the trainer weights "+
-		"them equally, so it cannot stand for \"blast\"; leaving Delhi out is what shows whether the model learnt more than that.\n")
+	fmt.Fprintf(w, "\nIf the C-NMC inputs are recognised, their colour identifies their source: the owners normalised the stain of both classes "+
+		"alike, and the trainer weights C-NMC's two classes equally, so that colour cannot stand for \"blast\" inside C-NMC; across "+
+		"laboratories it can stand for \"C-NMC\", which only leaving Delhi out tests.\n")
 }
