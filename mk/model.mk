@@ -2,7 +2,7 @@
 # fuzz-seed, corrupt-model and tiny-fixture parity tests; these targets add
 # the training smoke test (Python, about a minute) and the shipped models'
 # parity. Heavy training is never part of `make test`.
-.PHONY: model-smoke model-parity model model-fixtures model-eval model-shortcuts report-model model-bench model-seeds
+.PHONY: model-smoke model-parity model model-detect model-subtype model-fixtures model-eval model-shortcuts report-model model-bench model-seeds
 TEST_TARGETS += model-smoke model-parity
 REPORT_TARGETS += report-model
 
@@ -21,8 +21,13 @@ model-smoke: ## training smoke test: prepare samples/, train 1 epoch of both arc
 model-parity: ## Go vs PyTorch on the committed fixtures (tiny model and shipped models) within 1e-4
 	set -o pipefail; $(GO) test -count=1 -run 'Parity' -v ./model/ | grep -E '^(---|ok|FAIL|\s+net_test)'
 
-model: build ## retrain the shipped models (model/shipped/) from ../shared/data, reproducibly
-	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/allidb2-compact-multisite-ema.json --name detect --work $(MODEL_WORK) --python $(PYTHON)
+# The detection model ships the leave-one-laboratory-out recipe chosen by its rule (docs/lolo.md), trained on
+# every laboratory.
+DETECT_RECIPE ?= model/experiments/lolo/lolo-a.json
+model: model-detect model-subtype ## retrain the shipped models (model/shipped/) from ../shared/data, reproducibly
+model-detect: build ## retrain the shipped detection model from $(DETECT_RECIPE), every laboratory
+	nice -n 10 $(BIN)/allscreen train --experiment $(DETECT_RECIPE) --name detect --work $(MODEL_WORK) --python $(PYTHON)
+model-subtype: build ## retrain the shipped subtype model
 	nice -n 10 $(BIN)/allscreen train --experiment model/experiments/subtype-bll-stages.json --name subtype --work $(MODEL_WORK) --python $(PYTHON)
 
 # Recipes trained on all their data once per seed (no fold held out), each model judged on a site it

@@ -17,8 +17,13 @@ import (
 // laboratory's own measurement:
 //   - the OOD threshold becomes the distance under which CalibrationQuantile
 //     of the laboratory's normal cells fall (never below the model's own);
-//   - the per-cell false-positive rate becomes the share of the laboratory's
-//     confidently judged normal cells called blast.
+//   - the blast threshold becomes the P(blast) that CalibrationFalsePositives
+//     of the laboratory's confidently judged normal cells reach: a model
+//     that scores a new laboratory's cells all lower (or higher) than its
+//     own keeps the false-positive rate it was meant to have;
+//   - the per-cell false-positive rate becomes the share of those cells
+//     called blast at that threshold.
+// Only normal cells are needed: no laboratory has to label a blast.
 
 // CalibrationFormat names the calibration file's format.
 const CalibrationFormat = "allscreen-calibration/1"
@@ -26,6 +31,11 @@ const CalibrationFormat = "allscreen-calibration/1"
 // CalibrationQuantile is the share of a laboratory's normal cells that the
 // calibrated OOD threshold keeps in distribution.
 const CalibrationQuantile = 0.99
+
+// CalibrationFalsePositives is the share of a laboratory's normal cells
+// the calibrated threshold lets through: about the 1-2% a model has on the
+// validation cells of the laboratories it trained on.
+const CalibrationFalsePositives = 0.02
 
 // MinCalibrationCells is the fewest normal cells a calibration accepts: a
 // false-positive rate measured on fewer cannot be told from 1% (the rule
@@ -52,6 +62,10 @@ type Calibration struct {
 	// OODThreshold replaces the manifest's operating_point.ood.threshold.
 	OODThreshold float64 `json:"ood_threshold"`
 	OODQuantile  float64 `json:"ood_quantile"`
+	// BlastThreshold replaces the manifest's operating_point.blast_threshold
+	// (ModelBlastThreshold is the one it replaced).
+	BlastThreshold      float64 `json:"blast_threshold"`
+	ModelBlastThreshold float64 `json:"model_blast_threshold"`
 	// CellFalsePositiveRate is the share of confidently judged normal cells
 	// called blast; the verdict rule uses it instead of the manifest's.
 	CellFalsePositiveRate   float64    `json:"cell_false_positive_rate"`
@@ -81,21 +95,34 @@ func Calibrate(op OperatingPoint, onnxSHA256, lab string, cells []CalibrationCel
 		q := d[min(len(d)-1, int(math.Ceil(CalibrationQuantile*float64(len(d))))-1)]
 		c.OODThreshold = math.Max(op.OOD.Threshold, q)
 	}
-	called, conf := 0, 0
+	c.ModelBlastThreshold = *op.BlastThreshold
+	c.BlastThreshold = *op.BlastThreshold
+	var ps []float64
 	for _, x := range cells {
-		call := c.judge(op, x)
-		if call.uncertain {
-			continue
-		}
-		conf++
-		if call.blast {
-			called++
+		if !c.judge(op, x).uncertain {
+			ps = append(ps, float64(x.PBlast))
 		}
 	}
+	conf := len(ps)
 	c.ConfidentCells = conf
 	c.UncertainShare = 1 - float64(conf)/float64(len(cells))
 	if conf == 0 {
 		return nil, errors.New("calibrate: the model is unsure of every cell, even with the laboratory's own OOD threshold")
+	}
+	// the threshold: just above the P(blast) of the confident normal cell
+	// ranked at CalibrationFalsePositives from the top, inside (0, 1)
+	slices.Sort(ps)
+	k := int(math.Floor(CalibrationFalsePositives * float64(conf))) // cells allowed at or above it
+	t := math.Nextafter(ps[conf-1-k], 2)
+	if k == 0 {
+		t = math.Nextafter(ps[conf-1], 2) // too few cells for 2%: none of them above it
+	}
+	c.BlastThreshold = min(max(t, 1e-6), 1-1e-6)
+	called := 0
+	for _, p := range ps {
+		if p >= c.BlastThreshold {
+			called++
+		}
 	}
 	c.CellFalsePositiveRate = float64(called) / float64(conf)
 	c.CellFalsePositiveRateCI = Wilson(called, conf)
@@ -104,14 +131,19 @@ func Calibrate(op OperatingPoint, onnxSHA256, lab string, cells []CalibrationCel
 
 type calCall struct{ blast, uncertain, ood bool }
 
-// judge calls one cell under the calibration (the model's band and
-// threshold, the calibration's OOD threshold).
+// judge calls one cell under the calibration: the model's uncertain band,
+// the calibration's OOD threshold and blast threshold (before Calibrate
+// sets it, the model's).
 func (c *Calibration) judge(op OperatingPoint, x CalibrationCell) calCall {
 	p := x.PBlast
 	inBand := p >= float32(*op.UncertainLow) && p <= float32(*op.UncertainHigh)
 	ood := op.OOD != nil && float64(x.Distance) > c.OODThreshold
 	unc := inBand || ood || x.Fallback
-	return calCall{blast: !unc && float64(p) >= *op.BlastThreshold, uncertain: unc, ood: ood}
+	th := c.BlastThreshold
+	if th == 0 {
+		th = *op.BlastThreshold
+	}
+	return calCall{blast: !unc && float64(p) >= th, uncertain: unc, ood: ood}
 }
 
 // Rejudge applies the calibration to one cell the uncalibrated model
@@ -129,6 +161,8 @@ func (c *Calibration) Check(m *Manifest) error {
 		return fmt.Errorf("calibration: format %q, want %q", c.Format, CalibrationFormat)
 	case c.ModelSHA256 != m.ONNXSHA256:
 		return fmt.Errorf("calibration: made for model %.12s, not the loaded model %.12s: calibrate again", c.ModelSHA256, m.ONNXSHA256)
+	case !(c.BlastThreshold > 0 && c.BlastThreshold < 1):
+		return fmt.Errorf("calibration: blast_threshold %v outside (0, 1)", c.BlastThreshold)
 	case !(c.CellFalsePositiveRate >= 0 && c.CellFalsePositiveRate < 1):
 		return fmt.Errorf("calibration: cell_false_positive_rate %v outside 0..1", c.CellFalsePositiveRate)
 	case c.NormalCells < MinCalibrationCells:
@@ -172,12 +206,16 @@ func ReadCalibration(path string) (*Calibration, error) {
 }
 
 // ApplyCalibration makes the model judge cells with a laboratory's
-// calibration: its OOD threshold replaces the manifest's. The verdict
-// rule's per-cell false-positive rate is the caller's (screening.Rule).
+// calibration: its blast and OOD thresholds replace the manifest's. The
+// verdict rule's per-cell false-positive rate is the caller's: build the
+// rule from the calibrated manifest, then set its rate from c.
 func (n *Net) ApplyCalibration(c *Calibration) error {
 	if err := c.Check(n.m); err != nil {
 		return err
 	}
+	th := c.BlastThreshold
+	n.m.Operating.BlastThreshold = &th
+	n.m.Operating.ChosenOn = fmt.Sprintf("site calibration of %s: %.0f%% of its %d normal cells at or above it", c.Laboratory, 100*CalibrationFalsePositives, c.NormalCells)
 	if n.m.Operating.OOD != nil {
 		ood := *n.m.Operating.OOD
 		ood.Threshold = c.OODThreshold

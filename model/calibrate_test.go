@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,7 @@ func TestCalibrate(t *testing.T) {
 		}
 		cells = append(cells, CalibrationCell{PBlast: p, Distance: 1 + float32(i)/1000})
 	}
+	far := slices.Clone(cells)
 	c, err := Calibrate(calOp(0.5), strings.Repeat("ab", 32), "lab", cells)
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +34,28 @@ func TestCalibrate(t *testing.T) {
 		t.Errorf("OOD threshold %v, want 1.989", c.OODThreshold)
 	}
 	// cells above the new threshold (1.990..1.999: 10) are uncertain; of the
-	// 990 others, i%10==0 for i in 0..980: 99 blast calls
-	if c.ConfidentCells != 990 || math.Abs(c.CellFalsePositiveRate-99.0/990) > 1e-12 {
-		t.Errorf("confident %d, false-positive rate %v; want 990 and 0.1", c.ConfidentCells, c.CellFalsePositiveRate)
+	// 990 others 99 score 0.9, more than the 2% a threshold may let
+	// through: the threshold goes just above 0.9 and lets none through
+	if c.ConfidentCells != 990 || c.CellFalsePositiveRate != 0 || !(c.BlastThreshold > float64(float32(0.9)) && c.BlastThreshold < 0.9001) || c.ModelBlastThreshold != 0.5 {
+		t.Errorf("confident %d, threshold %v (model %v), false-positive rate %v; want 990, just above 0.9, 0.5, 0",
+			c.ConfidentCells, c.BlastThreshold, c.ModelBlastThreshold, c.CellFalsePositiveRate)
+	}
+	// distinct scores 0.000..0.999: the threshold lets 2% through
+	for i := range cells {
+		cells[i].PBlast = float32(i) / 1000
+		cells[i].Distance = 0.1
+	}
+	c, err = Calibrate(calOp(0.5), strings.Repeat("ab", 32), "lab", cells)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the band 0.45..0.55 is uncertain (101 cells); 899 confident, floor(0.02*899) = 17 at or above
+	if c.ConfidentCells != 899 || math.Abs(c.CellFalsePositiveRate-17.0/899) > 1e-12 || !(c.BlastThreshold > float64(float32(0.982)) && c.BlastThreshold < 0.9821) {
+		t.Errorf("distinct scores: confident %d, threshold %v, rate %v; want 899, just above 0.982, 17/899", c.ConfidentCells, c.BlastThreshold, c.CellFalsePositiveRate)
+	}
+	c, err = Calibrate(calOp(0.5), strings.Repeat("ab", 32), "lab", far)
+	if err != nil {
+		t.Fatal(err)
 	}
 	unc, ood := c.Rejudge(calOp(0.5), CalibrationCell{PBlast: 0.1, Distance: 1.5})
 	if unc || ood {
@@ -70,7 +91,7 @@ func TestCalibrate(t *testing.T) {
 
 func TestCalibrationCheck(t *testing.T) {
 	m := &Manifest{ONNXSHA256: strings.Repeat("ab", 32), Operating: calOp(0.5)}
-	good := Calibration{Format: CalibrationFormat, ModelSHA256: m.ONNXSHA256, NormalCells: MinCalibrationCells, OODThreshold: 0.7, CellFalsePositiveRate: 0.02}
+	good := Calibration{Format: CalibrationFormat, ModelSHA256: m.ONNXSHA256, NormalCells: MinCalibrationCells, OODThreshold: 0.7, CellFalsePositiveRate: 0.02, BlastThreshold: 0.3}
 	if err := good.Check(m); err != nil {
 		t.Fatalf("a good calibration fails: %v", err)
 	}
@@ -98,7 +119,7 @@ func TestCalibrationCheck(t *testing.T) {
 // that passes Check gives a usable rate and threshold.
 func FuzzParseCalibration(f *testing.F) {
 	f.Add([]byte(`{"format":"allscreen-calibration/1","laboratory":"x","model_onnx_sha256":"` + strings.Repeat("ab", 32) +
-		`","normal_cells":400,"ood_threshold":0.7,"ood_quantile":0.99,"cell_false_positive_rate":0.02,"cell_false_positive_rate_ci95":[0.01,0.04],"confident_cells":390,"uncertain_share":0.02}`))
+		`","normal_cells":400,"blast_threshold":0.3,"model_blast_threshold":0.5,"ood_threshold":0.7,"ood_quantile":0.99,"cell_false_positive_rate":0.02,"cell_false_positive_rate_ci95":[0.01,0.04],"confident_cells":390,"uncertain_share":0.02}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"format":"allscreen-calibration/1","ood_threshold":1e400}`))
 	f.Add([]byte(`{"unknown":1}`))
@@ -112,7 +133,7 @@ func FuzzParseCalibration(f *testing.F) {
 			}
 			return
 		}
-		if c.Check(m) == nil && (math.IsNaN(c.OODThreshold) || c.OODThreshold < 0.5 || !(c.CellFalsePositiveRate >= 0 && c.CellFalsePositiveRate < 1)) {
+		if c.Check(m) == nil && (math.IsNaN(c.OODThreshold) || c.OODThreshold < 0.5 || !(c.CellFalsePositiveRate >= 0 && c.CellFalsePositiveRate < 1) || !(c.BlastThreshold > 0 && c.BlastThreshold < 1)) {
 			t.Fatalf("checked calibration with threshold %v rate %v", c.OODThreshold, c.CellFalsePositiveRate)
 		}
 	})

@@ -100,6 +100,7 @@ func runCalibrate(argv []string) error {
 	}
 	fmt.Printf("%s: %d normal white cells from %d images (%d unreadable)\n", *lab, c.NormalCells, len(paths)-failed, failed)
 	fmt.Printf("  out-of-distribution threshold: model %s, calibrated %.3f (%.0f%% of these cells within it)\n", modelOOD, c.OODThreshold, 100*c.OODQuantile)
+	fmt.Printf("  blast threshold: model %.3f, calibrated %.3f (%.0f%% of these cells at or above it, at most)\n", c.ModelBlastThreshold, c.BlastThreshold, 100*model.CalibrationFalsePositives)
 	fmt.Printf("  uncertain after calibration: %.3f of the cells\n", c.UncertainShare)
 	fmt.Printf("  normal cells called blast: %.3f (95%% CI %.3f-%.3f, %d confident cells); the model's own validation rate: %s\n",
 		c.CellFalsePositiveRate, c.CellFalsePositiveRateCI[0], c.CellFalsePositiveRateCI[1], c.ConfidentCells, modelFPR)

@@ -28,6 +28,7 @@ type calibrationSide struct {
 
 type calibrationSeed struct {
 	Seed           int             `json:"seed"`
+	BlastThreshold float64         `json:"blast_threshold"`
 	CalibrationSet int             `json:"calibration_cells"`
 	TestSet        int             `json:"test_cells"`
 	OODThreshold   float64         `json:"ood_threshold"`
@@ -88,10 +89,12 @@ func calibrateFold(lab string, f *model.LabFold, rule screening.Rule, samples in
 		return cs, false
 	}
 	cs.OODThreshold = cal.OODThreshold
+	cs.BlastThreshold = cal.BlastThreshold
 	if f.Op.OOD != nil {
 		cs.ModelOOD = f.Op.OOD.Threshold
 	}
 	calRule := rule
+	calRule.BlastThreshold = cal.BlastThreshold
 	calRule.CellFalsePositiveRate = max(cal.CellFalsePositiveRate, screening.MinCellFalsePositiveRate)
 	before := make([]screening.CellCall, len(f.Cells))
 	after := make([]screening.CellCall, len(f.Cells))

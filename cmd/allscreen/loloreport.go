@@ -288,8 +288,9 @@ func typesTable(w io.Writer, r *loloResult) {
 
 const calibrationWords = "Each left-out laboratory's normal cells are split in halves by group (field, subject or image). " +
 	"`model.Calibrate` (what `allscreen calibrate` runs) measures the model on the first half: its out-of-distribution threshold becomes " +
-	"the distance within which 99% of these cells fall (never tighter than the model's own), and the verdict rule's per-cell " +
-	"false-positive rate becomes the share of them called blast (at least 0.01). Then the second half and every blast of the " +
+	"the distance within which 99% of these cells fall (never tighter than the model's own), its blast threshold becomes the " +
+	"P(blast) that at most 2% of them reach, and the verdict rule's per-cell false-positive rate becomes the share of them called " +
+	"blast at it (at least 0.01). Only normal cells are used: a laboratory never has to label a blast. Then the second half and every blast of the " +
 	"laboratory are judged before (→ left) and after (→ right), with the same simulated samples (mean over seeds). " +
 	"The appliance itself asks for at least 300 cells; here a half may hold fewer (down to 100)."
 

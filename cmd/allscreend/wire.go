@@ -253,18 +253,12 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 		if err != nil {
 			return nil, err
 		}
-		rule, err := screening.RuleFor(net.Manifest().Operating, screening.RuleConfig{
-			MinWhiteCells: cfg.Screening.MinWhiteCells, ReferAlpha: cfg.Screening.ReferAlpha, ReferBlasts: cfg.Screening.ReferBlasts,
-			MaxUncertainFraction: cfg.Screening.MaxUncertainFraction, MaxOutOfDistributionFraction: cfg.Screening.MaxOutOfDistributionFraction})
-		if err != nil {
-			net.Close()
-			return nil, err
-		}
+		var cal *model.Calibration
 		if cfg.Model.Calibration != "" {
-			// the laboratory's own measurement replaces the model's OOD
-			// threshold and per-cell false-positive rate; a calibration
-			// that does not fit the model stops the self-test
-			cal, err := model.ReadCalibration(cfg.Model.Calibration)
+			// the laboratory's own measurement replaces the model's blast
+			// and OOD thresholds and its per-cell false-positive rate; a
+			// calibration that does not fit the model stops the self-test
+			cal, err = model.ReadCalibration(cfg.Model.Calibration)
 			if err == nil {
 				err = net.ApplyCalibration(cal)
 			}
@@ -272,9 +266,18 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 				net.Close()
 				return nil, err
 			}
+		}
+		rule, err := screening.RuleFor(net.Manifest().Operating, screening.RuleConfig{
+			MinWhiteCells: cfg.Screening.MinWhiteCells, ReferAlpha: cfg.Screening.ReferAlpha, ReferBlasts: cfg.Screening.ReferBlasts,
+			MaxUncertainFraction: cfg.Screening.MaxUncertainFraction, MaxOutOfDistributionFraction: cfg.Screening.MaxOutOfDistributionFraction})
+		if err != nil {
+			net.Close()
+			return nil, err
+		}
+		if cal != nil {
 			rule.CellFalsePositiveRate = max(cal.CellFalsePositiveRate, screening.MinCellFalsePositiveRate)
 			log.Info("site calibration loaded", "laboratory", cal.Laboratory, "normal_cells", cal.NormalCells,
-				"ood_threshold", cal.OODThreshold, "cell_false_positive_rate", cal.CellFalsePositiveRate)
+				"blast_threshold", cal.BlastThreshold, "ood_threshold", cal.OODThreshold, "cell_false_positive_rate", cal.CellFalsePositiveRate)
 		}
 		store, err := screening.Open(ctx, cfg.Storage.StateDir, screening.Options{Logger: log})
 		if err != nil {
