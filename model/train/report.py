@@ -64,9 +64,17 @@ def seg_desc(desc, r):
     return f"{desc} (`{r['segmentation_version']}`)" if len(detection_versions()) > 1 else desc
 
 
+def shipped_hash():
+    """The ONNX hash of the detection model in model/shipped now."""
+    with open(os.path.join(SHIP, "detect.json")) as f:
+        return json.load(f)["onnx_sha256"]
+
+
 def is_shipped(sr):
-    """A seed run (model/results/seeds-*.json) one of whose models is the shipped detection model."""
-    return any(x["same_onnx_as_shipped"] for x in sr["seeds"])
+    """A seed run (model/results/seeds-*.json) one of whose models is the shipped detection model now (the
+    run's own same_onnx_as_shipped was true when it ran, and the shipped model may have changed since)."""
+    h = shipped_hash()
+    return any(x["onnx_sha256"] == h for x in sr["seeds"])
 
 
 def chooser(sr):
@@ -544,7 +552,7 @@ def main():
              "Figures below are written by `make report-model` from `model/results/` (`make model-eval` reruns the experiments; "
              "`make model` retrains the shipped models).")
     sr = next((x for x in seed_runs if x["experiment"] == SHIPPED), None)
-    own = [x["site"]["specificity"] for x in sr["seeds"] if x["same_onnx_as_shipped"]] if sr else []
+    own = [x["site"]["specificity"] for x in sr["seeds"] if x["onnx_sha256"] == shipped_hash()] if sr else []
     if sr and not own:
         # the shipped model is no longer this recipe's: the headline is the leave-one-laboratory-out section
         intro += ("\n\nThe shipped detection model now follows the leave-one-laboratory-out recipe chosen in the section above, "
