@@ -23,7 +23,7 @@ model-parity: ## Go vs PyTorch on the committed fixtures (tiny model and shipped
 
 # The detection model ships the leave-one-laboratory-out recipe chosen by its rule (docs/lolo.md), trained on
 # every laboratory.
-DETECT_RECIPE ?= model/experiments/lolo/lolo-a.json
+DETECT_RECIPE ?= model/experiments/lolo/lolo-c.json
 model: model-detect model-subtype ## retrain the shipped models (model/shipped/) from ../shared/data, reproducibly
 model-detect: build ## retrain the shipped detection model from $(DETECT_RECIPE), every laboratory
 	nice -n 10 $(BIN)/allscreen train --experiment $(DETECT_RECIPE) --name detect --work $(MODEL_WORK) --python $(PYTHON)
