@@ -8,6 +8,8 @@ REPORT_TARGETS += report-lolo
 
 LOLO_RECIPES ?= $(sort $(wildcard model/experiments/lolo/*.json))
 LOLO_JOBS ?= 2
+comma := ,
+space := $(eval) $(eval)
 
 lolo: build ## train and judge every leave-one-laboratory-out recipe (model/results/lolo-*.json; resumable)
 	@mkdir -p model/results
@@ -15,8 +17,10 @@ lolo: build ## train and judge every leave-one-laboratory-out recipe (model/resu
 	  $(BIN)/allscreen lolo --experiment $$e --jobs $(LOLO_JOBS) --data $(ALLSCREEN_DATA) --work $(MODEL_WORK) --python $(PYTHON) \
 	    --out model/results/$$n.json --cells $(MODEL_WORK)/lolo/$$n-cells.csv; done
 
-report-lolo: build ## docs/lolo.md and the README's headline from model/results/lolo-*.json
-	$(BIN)/allscreen lolo-report --doc docs/lolo.md --readme README.md --shortcut model/results/shortcut-sources-cnmc.json $(foreach e,$(LOLO_RECIPES),model/results/$(basename $(notdir $(e))).json)
+report-lolo: build ## docs/lolo.md and the README's headline from model/results/lolo-*.json (recipes not yet measured are named)
+	$(BIN)/allscreen lolo-report --doc docs/lolo.md --readme README.md --shortcut model/results/shortcut-sources-cnmc.json \
+	  --pending "$(subst $(space),$(comma),$(strip $(foreach e,$(LOLO_RECIPES),$(if $(wildcard model/results/$(basename $(notdir $(e))).json),,$(basename $(notdir $(e)))))))" \
+	  $(foreach e,$(LOLO_RECIPES),$(wildcard model/results/$(basename $(notdir $(e))).json))
 
 # the newest prepared 64x64 masked inputs of every source with the colours as the camera saw them (recipe A's
 # input: a colour-standardised preparation says "colour" in its spec.json), as NAME=DIR,...

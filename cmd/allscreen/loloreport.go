@@ -43,6 +43,7 @@ func runLOLOReport(argv []string) error {
 	fs := newFlags("lolo-report", "RESULTS.json...")
 	doc := fs.String("doc", "docs/lolo.md", "write the report to this `FILE`")
 	readme := fs.String("readme", "README.md", "replace the section between the lolo markers of this `FILE` (empty: none)")
+	pending := fs.String("pending", "", "comma-separated recipes written but not yet measured (named in the report)")
 	shortcut := fs.String("shortcut", "", "also report this `JSON` of allscreen shortcut --sources --positive cnmc --json (can the input tell C-NMC?)")
 	rest, err := parseFlags(fs, argv)
 	if err != nil {
@@ -70,6 +71,10 @@ func runLOLOReport(argv []string) error {
 	chosen := chooseRecipe(results)
 	var b bytes.Buffer
 	loloMarkdown(&b, results, chosen)
+	if *pending != "" {
+		fmt.Fprintf(&b, "\nWritten but not yet measured (so not among the recipes chosen from): %s. `make lolo` trains and judges them.\n",
+			"`"+strings.ReplaceAll(*pending, ",", "`, `")+"`")
+	}
 	if *shortcut != "" {
 		raw, err := os.ReadFile(*shortcut)
 		if err != nil {
