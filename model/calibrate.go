@@ -96,10 +96,9 @@ func Calibrate(op OperatingPoint, onnxSHA256, lab string, cells []CalibrationCel
 		c.OODThreshold = math.Max(op.OOD.Threshold, q)
 	}
 	c.ModelBlastThreshold = *op.BlastThreshold
-	c.BlastThreshold = *op.BlastThreshold
 	var ps []float64
 	for _, x := range cells {
-		if !c.judge(op, x).uncertain {
+		if unc, _ := c.Rejudge(op, x); !unc {
 			ps = append(ps, float64(x.PBlast))
 		}
 	}
@@ -107,17 +106,13 @@ func Calibrate(op OperatingPoint, onnxSHA256, lab string, cells []CalibrationCel
 	c.ConfidentCells = conf
 	c.UncertainShare = 1 - float64(conf)/float64(len(cells))
 	if conf == 0 {
-		return nil, errors.New("calibrate: the model is unsure of every cell, even with the laboratory's own OOD threshold")
+		return nil, errors.New("calibrate: the model is unsure of every cell, even with the laboratory's own OOD threshold: check the stain, focus and magnification of these smears")
 	}
 	// the threshold: just above the P(blast) of the confident normal cell
 	// ranked at CalibrationFalsePositives from the top, inside (0, 1)
 	slices.Sort(ps)
-	k := int(math.Floor(CalibrationFalsePositives * float64(conf))) // cells allowed at or above it
-	t := math.Nextafter(ps[conf-1-k], 2)
-	if k == 0 {
-		t = math.Nextafter(ps[conf-1], 2) // too few cells for 2%: none of them above it
-	}
-	c.BlastThreshold = min(max(t, 1e-6), 1-1e-6)
+	k := int(math.Floor(CalibrationFalsePositives * float64(conf))) // cells allowed at or above it (0: too few cells for 2%)
+	c.BlastThreshold = min(max(math.Nextafter(ps[conf-1-k], 2), 1e-6), 1-1e-6)
 	called := 0
 	for _, p := range ps {
 		if p >= c.BlastThreshold {
@@ -129,29 +124,31 @@ func Calibrate(op OperatingPoint, onnxSHA256, lab string, cells []CalibrationCel
 	return c, nil
 }
 
-type calCall struct{ blast, uncertain, ood bool }
-
-// judge calls one cell under the calibration: the model's uncertain band,
-// the calibration's OOD threshold and blast threshold (before Calibrate
-// sets it, the model's).
-func (c *Calibration) judge(op OperatingPoint, x CalibrationCell) calCall {
+// Rejudge applies the calibration to one cell the uncalibrated model (op)
+// judged: its uncertain and out-of-distribution flags under the model's
+// uncertain band and the calibration's OOD threshold.
+func (c *Calibration) Rejudge(op OperatingPoint, x CalibrationCell) (uncertain, ood bool) {
 	p := x.PBlast
-	inBand := p >= float32(*op.UncertainLow) && p <= float32(*op.UncertainHigh)
-	ood := op.OOD != nil && float64(x.Distance) > c.OODThreshold
-	unc := inBand || ood || x.Fallback
-	th := c.BlastThreshold
-	if th == 0 {
-		th = *op.BlastThreshold
-	}
-	return calCall{blast: !unc && float64(p) >= th, uncertain: unc, ood: ood}
+	inBand := op.UncertainLow != nil && op.UncertainHigh != nil && p >= float32(*op.UncertainLow) && p <= float32(*op.UncertainHigh)
+	ood = op.OOD != nil && float64(x.Distance) > c.OODThreshold
+	return inBand || ood || x.Fallback, ood
 }
 
-// Rejudge applies the calibration to one cell the uncalibrated model
-// judged: its uncertain and out-of-distribution flags under the
-// calibration's OOD threshold.
-func (c *Calibration) Rejudge(op OperatingPoint, x CalibrationCell) (uncertain, ood bool) {
-	j := c.judge(op, x)
-	return j.uncertain, j.ood
+// Apply returns the model's operating point as the calibration changes it:
+// its blast and OOD thresholds, and the validation error rate the verdict
+// rule reads as the per-cell false-positive rate (screening.RuleFor, which
+// floors it as it floors the model's own).
+func (c *Calibration) Apply(op OperatingPoint) OperatingPoint {
+	th, rate := c.BlastThreshold, c.CellFalsePositiveRate
+	op.BlastThreshold, op.ValidationErrorOutside, op.CellFalsePositiveRate = &th, &rate, &rate
+	op.ChosenOn = fmt.Sprintf("site calibration of %s: at most %.0f%% of its %d normal cells at or above the threshold", c.Laboratory, 100*CalibrationFalsePositives, c.NormalCells)
+	if op.OOD != nil {
+		ood := *op.OOD
+		ood.Threshold = c.OODThreshold
+		ood.ChosenOn = fmt.Sprintf("site calibration of %s on %d normal cells (quantile %.2f)", c.Laboratory, c.NormalCells, c.OODQuantile)
+		op.OOD = &ood
+	}
+	return op
 }
 
 // Check reports a calibration that cannot be used with a model.
@@ -162,7 +159,7 @@ func (c *Calibration) Check(m *Manifest) error {
 	case c.ModelSHA256 != m.ONNXSHA256:
 		return fmt.Errorf("calibration: made for model %.12s, not the loaded model %.12s: calibrate again", c.ModelSHA256, m.ONNXSHA256)
 	case !(c.BlastThreshold > 0 && c.BlastThreshold < 1):
-		return fmt.Errorf("calibration: blast_threshold %v outside (0, 1)", c.BlastThreshold)
+		return fmt.Errorf("calibration: blast_threshold %v outside (0, 1): calibrate again", c.BlastThreshold)
 	case !(c.CellFalsePositiveRate >= 0 && c.CellFalsePositiveRate < 1):
 		return fmt.Errorf("calibration: cell_false_positive_rate %v outside 0..1", c.CellFalsePositiveRate)
 	case c.NormalCells < MinCalibrationCells:
@@ -202,25 +199,20 @@ func ReadCalibration(path string) (*Calibration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("calibration: %w", err)
 	}
-	return ParseCalibration(raw)
+	c, err := ParseCalibration(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (write it again with allscreen calibrate)", path, err)
+	}
+	return c, nil
 }
 
 // ApplyCalibration makes the model judge cells with a laboratory's
-// calibration: its blast and OOD thresholds replace the manifest's. The
-// verdict rule's per-cell false-positive rate is the caller's: build the
-// rule from the calibrated manifest, then set its rate from c.
+// calibration (Apply): a verdict rule built from the calibrated manifest
+// (screening.RuleFor) takes the laboratory's threshold and rate.
 func (n *Net) ApplyCalibration(c *Calibration) error {
 	if err := c.Check(n.m); err != nil {
 		return err
 	}
-	th := c.BlastThreshold
-	n.m.Operating.BlastThreshold = &th
-	n.m.Operating.ChosenOn = fmt.Sprintf("site calibration of %s: %.0f%% of its %d normal cells at or above it", c.Laboratory, 100*CalibrationFalsePositives, c.NormalCells)
-	if n.m.Operating.OOD != nil {
-		ood := *n.m.Operating.OOD
-		ood.Threshold = c.OODThreshold
-		ood.ChosenOn = fmt.Sprintf("site calibration of %s on %d normal cells (quantile %.2f)", c.Laboratory, c.NormalCells, c.OODQuantile)
-		n.m.Operating.OOD = &ood
-	}
+	n.m.Operating = c.Apply(n.m.Operating)
 	return nil
 }

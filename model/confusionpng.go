@@ -54,5 +54,5 @@ func WriteConfusionPNG(r Report, title, path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, buf)
+	return WriteFileAtomic(path, buf)
 }

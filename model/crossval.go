@@ -675,7 +675,7 @@ func writePredictions(path string, preds []Predicted, labels []string) error {
 		w.Write(rec)
 	}
 	w.Flush()
-	return writeFileAtomic(path, []byte(b.String()))
+	return WriteFileAtomic(path, []byte(b.String()))
 }
 
 // foldBound: p's groups are the CV set's, so a fold's test groups must not

@@ -30,9 +30,7 @@ type Labelled struct {
 var imageExts = []string{".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 // IsImageFile says whether a file name has one of the image types read.
-func IsImageFile(name string) bool { return isImageFile(name) }
-
-func isImageFile(name string) bool {
+func IsImageFile(name string) bool {
 	return slices.Contains(imageExts, strings.ToLower(filepath.Ext(name)))
 }
 
@@ -154,7 +152,7 @@ func readFolderPerLabel(dir string) ([]Labelled, error) {
 			return nil, err
 		}
 		for _, f := range files {
-			if f.IsDir() || !isImageFile(f.Name()) {
+			if f.IsDir() || !IsImageFile(f.Name()) {
 				continue
 			}
 			rel := e.Name() + "/" + f.Name()
@@ -176,7 +174,7 @@ func readAllLabelled(dir, label string) ([]Labelled, error) {
 	}
 	var items []Labelled
 	for _, e := range ents {
-		if !e.IsDir() && isImageFile(e.Name()) {
+		if !e.IsDir() && IsImageFile(e.Name()) {
 			items = append(items, Labelled{Path: filepath.Join(dir, e.Name()), File: e.Name(), Label: label, Group: e.Name()})
 		}
 	}
@@ -244,7 +242,7 @@ func PrepareSet(items []Labelled, outDir string, opt PrepareOptions, progress fu
 	}
 	spec, _ := json.MarshalIndent(PreparedSpec{Input: opt.Spec, SegmentationVersion: vision.CellSegmentationVersion,
 		Fields: opt.Fields, ScaleBarBlanked: opt.BlankScaleBar}, "", "  ")
-	if err := writeFileAtomic(filepath.Join(outDir, "spec.json"), append(spec, '\n')); err != nil {
+	if err := WriteFileAtomic(filepath.Join(outDir, "spec.json"), append(spec, '\n')); err != nil {
 		return res, err
 	}
 	var b strings.Builder
@@ -253,7 +251,7 @@ func PrepareSet(items []Labelled, outDir string, opt PrepareOptions, progress fu
 	if err := w.Error(); err != nil {
 		return res, err
 	}
-	return res, writeFileAtomic(filepath.Join(outDir, "index.csv"), []byte(b.String()))
+	return res, WriteFileAtomic(filepath.Join(outDir, "index.csv"), []byte(b.String()))
 }
 
 func prepareOne(it Labelled, outDir string, opt PrepareOptions, rows *[][]string, skipped *[]string) (inputs, fallbacks int, err error) {
@@ -342,7 +340,7 @@ func writeInputPNG(path string, in Input) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, buf)
+	return WriteFileAtomic(path, buf)
 }
 
 // BlankScaleBar paints the bottom-right corner, where bll-stages prints a
@@ -385,9 +383,9 @@ func BlankScaleBar(img *gocv.Mat) {
 	*img = m
 }
 
-// writeFileAtomic writes through a temporary file and a rename, so a reader
+// WriteFileAtomic writes through a temporary file and a rename, so a reader
 // never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
+func WriteFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err

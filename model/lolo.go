@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Leave-one-laboratory-out (LOLO): every model trains on all laboratories
@@ -125,4 +126,50 @@ func (r *Runner) LeaveLabOut(e *Experiment, lab string, seed int) (*LabFold, err
 		}
 	}
 	return fold, nil
+}
+
+// LeaveLabsOut runs LeaveLabOut for every laboratory in labs and every
+// seed, up to r.Jobs at once, and returns the folds seed by seed in labs'
+// order. Every source is prepared once first: folds trained at once would
+// otherwise prepare the same folder side by side.
+func (r *Runner) LeaveLabsOut(e *Experiment, labs []string, seeds []int) ([]*LabFold, error) {
+	for _, ds := range e.Sources {
+		if _, err := r.Prepare(ds, e.Input, e.Labels); err != nil {
+			return nil, fmt.Errorf("lolo: prepare %s: %w", ds.Name, err)
+		}
+	}
+	type job struct {
+		lab  string
+		seed int
+	}
+	var todo []job
+	for _, s := range seeds {
+		for _, l := range labs {
+			todo = append(todo, job{l, s})
+		}
+	}
+	rs := *r // the folds' runner: whole log lines, whichever fold writes them
+	if r.Log != nil {
+		rs.Log = &lockedWriter{w: r.Log}
+	}
+	folds := make([]*LabFold, len(todo))
+	errs := make([]error, len(todo))
+	sem := make(chan struct{}, max(1, r.Jobs))
+	var wg sync.WaitGroup
+	for i, j := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rs.logf("lolo: %s without %s, seed %d", e.Name, j.lab, j.seed)
+			folds[i], errs[i] = rs.LeaveLabOut(e, j.lab, j.seed)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return folds, nil
 }

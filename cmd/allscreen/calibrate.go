@@ -55,18 +55,20 @@ func runCalibrate(argv []string) error {
 		return err
 	}
 	var cells []model.CalibrationCell
+	var preds []model.Prediction
 	failed := 0
 	for i, p := range paths {
-		preds, err := judgeImage(n, p, *fields)
+		ps, err := judgeImage(n, p, *fields)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "calibrate: %s: %v (left out)\n", p, err)
 			failed++
 			continue
 		}
-		for _, pr := range preds {
+		for _, pr := range ps {
 			if pr.Probs == nil {
 				continue
 			}
+			preds = append(preds, pr)
 			cells = append(cells, model.CalibrationCell{PBlast: pr.Blast, Distance: pr.OODDistance, Fallback: pr.NoOutline})
 		}
 		if (i+1)%100 == 0 {
@@ -74,7 +76,7 @@ func runCalibrate(argv []string) error {
 		}
 	}
 	if checked != nil {
-		return printCheck(n, checked, cells, len(paths)-failed, failed)
+		return printCheck(n, checked, preds, len(paths)-failed, failed)
 	}
 	if len(cells) < model.MinCalibrationCells {
 		return fmt.Errorf("calibrate: %d normal white cells in %d images (%d unreadable); at least %d are needed to measure a false-positive rate near 1%%: capture more fields of normal smears",
@@ -87,7 +89,7 @@ func runCalibrate(argv []string) error {
 	}
 	c.Created = time.Now().UTC().Format(time.RFC3339)
 	raw, _ := json.MarshalIndent(c, "", " ")
-	if err := writeAtomic(*out, append(raw, '\n')); err != nil {
+	if err := model.WriteFileAtomic(*out, append(raw, '\n')); err != nil {
 		return err
 	}
 	modelOOD := "none"
@@ -104,37 +106,41 @@ func runCalibrate(argv []string) error {
 	fmt.Printf("  uncertain after calibration: %.3f of the cells\n", c.UncertainShare)
 	fmt.Printf("  normal cells called blast: %.3f (95%% CI %.3f-%.3f, %d confident cells); the model's own validation rate: %s\n",
 		c.CellFalsePositiveRate, c.CellFalsePositiveRateCI[0], c.CellFalsePositiveRateCI[1], c.ConfidentCells, modelFPR)
-	if c.CellFalsePositiveRate > 0.05 {
-		fmt.Printf("  WARNING: the model calls %.0f%% of this laboratory's normal cells blasts; referrals will need many blast calls, and early leukaemia may be missed. Check stain and focus, then calibrate again.\n", 100*c.CellFalsePositiveRate)
+	// the rate is at most CalibrationFalsePositives by construction; what can go wrong is where the threshold had to go,
+	// and how many cells the model is unsure of
+	if c.BlastThreshold > max(c.ModelBlastThreshold, 0.9) {
+		fmt.Printf("  WARNING: this laboratory's normal cells score like blasts (threshold moved from %.3f to %.3f): blasts will be missed. Check stain and focus, then calibrate again.\n", c.ModelBlastThreshold, c.BlastThreshold)
+	}
+	if c.UncertainShare > screening.DefaultRuleConfig.MaxUncertainFraction {
+		fmt.Printf("  WARNING: the model is unsure of %.0f%% of these cells; above %.0f%% every sample is sent for review. Check stain, focus and magnification.\n", 100*c.UncertainShare, 100*screening.DefaultRuleConfig.MaxUncertainFraction)
 	}
 	fmt.Printf("wrote %s; set model.calibration to it in allscreend's configuration\n", *out)
 	return nil
 }
 
 // printCheck reports how a calibrated model judges normal cells it was not
-// calibrated on: the share called blast and the share it is unsure of.
-func printCheck(n *model.Net, c *model.Calibration, cells []model.CalibrationCell, images, failed int) error {
-	if len(cells) == 0 {
+// calibrated on: the share called blast and the share it is unsure of
+// (preds come from the model with the calibration applied).
+func printCheck(n *model.Net, c *model.Calibration, preds []model.Prediction, images, failed int) error {
+	if len(preds) == 0 {
 		return fmt.Errorf("calibrate --check: no white cells in %d images", images)
 	}
-	op := n.Manifest().Operating
+	th := *n.Manifest().Operating.BlastThreshold
 	called, unc := 0, 0
-	for _, x := range cells {
-		// n already carries the calibration's OOD threshold; cells were judged with it
-		u, _ := c.Rejudge(op, x)
-		if u {
+	for _, p := range preds {
+		if p.Uncertain {
 			unc++
-		} else if float64(x.PBlast) >= *op.BlastThreshold {
+		} else if float64(p.Blast) >= th {
 			called++
 		}
 	}
-	conf := len(cells) - unc
+	conf := len(preds) - unc
 	ci := model.Wilson(called, max(1, conf))
-	fmt.Printf("%s calibration checked on %d normal white cells from %d images (%d unreadable)\n", c.Laboratory, len(cells), images, failed)
+	fmt.Printf("%s calibration checked on %d normal white cells from %d images (%d unreadable)\n", c.Laboratory, len(preds), images, failed)
 	fmt.Printf("  called blast: %d of %d confident cells, %.3f (95%% CI %.3f-%.3f); calibrated rate %.3f\n", called, conf,
 		float64(called)/float64(max(1, conf)), ci[0], ci[1], c.CellFalsePositiveRate)
-	fmt.Printf("  uncertain: %.3f of the cells (at calibration %.3f)\n", float64(unc)/float64(len(cells)), c.UncertainShare)
-	if ci[0] > c.CellFalsePositiveRate || float64(unc)/float64(len(cells)) > c.UncertainShare+0.05 {
+	fmt.Printf("  uncertain: %.3f of the cells (at calibration %.3f)\n", float64(unc)/float64(len(preds)), c.UncertainShare)
+	if ci[0] > c.CellFalsePositiveRate || float64(unc)/float64(len(preds)) > c.UncertainShare+0.05 {
 		fmt.Printf("  WARNING: these smears do not match the calibration (more blast calls or more uncertain cells than measured): check stain, focus and magnification, or calibrate again on more smears\n")
 	}
 	return nil
@@ -202,26 +208,4 @@ func imageFiles(args []string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// writeAtomic writes a file through a temporary file and a rename, so a
-// crash never leaves half a file under the name.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -43,20 +43,26 @@ func writeFieldReport(r fieldReport, docPath, readme string) error {
 	if readme == "" {
 		return nil
 	}
-	old, err := os.ReadFile(readme)
+	return spliceMarked(readme, fieldsBegin, fieldsEnd, func(w io.Writer) { r.readme(w, docPath) })
+}
+
+// spliceMarked replaces what lies between the begin and end markers of a
+// file (the README's generated sections) with what write writes.
+func spliceMarked(path, begin, end string, write func(io.Writer)) error {
+	old, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("README: %w", err)
+		return err
 	}
-	i, j := bytes.Index(old, []byte(fieldsBegin)), bytes.Index(old, []byte(fieldsEnd))
+	i, j := bytes.Index(old, []byte(begin)), bytes.Index(old, []byte(end))
 	if i < 0 || j < i {
-		return fmt.Errorf("%s has no %q ... %q markers in its fields section", readme, fieldsBegin, fieldsEnd)
+		return fmt.Errorf("%s has no %q ... %q markers", path, begin, end)
 	}
 	var s bytes.Buffer
-	s.Write(old[:i+len(fieldsBegin)])
+	s.Write(old[:i+len(begin)])
 	s.WriteString("\n")
-	r.readme(&s, docPath)
+	write(&s)
 	s.Write(old[j:])
-	return os.WriteFile(readme, s.Bytes(), 0o644)
+	return os.WriteFile(path, s.Bytes(), 0o644)
 }
 
 func (r fieldReport) group(prefix string) vision.FieldGroup {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"allscreen/model"
 )
@@ -65,50 +64,18 @@ func runLOLO(argv []string) error {
 	if err != nil {
 		return err
 	}
-	r.Log = &syncWriter{w: os.Stderr}
-	// Prepare every source once before training starts: folds trained at
-	// once would otherwise prepare the same folder side by side.
-	for _, ds := range e.Sources {
-		if _, err := r.Prepare(ds, e.Input, e.Labels); err != nil {
-			return fmt.Errorf("lolo: prepare %s: %w", ds.Name, err)
-		}
-	}
+	r.Log, r.Jobs = os.Stderr, *jobs
 	if *prepareOnly {
+		for _, ds := range e.Sources {
+			if _, err := r.Prepare(ds, e.Input, e.Labels); err != nil {
+				return fmt.Errorf("lolo: prepare %s: %w", ds.Name, err)
+			}
+		}
 		return nil
 	}
-	type job struct {
-		lab  string
-		seed int
-	}
-	var todo []job
-	for _, s := range seeds {
-		for _, l := range labs {
-			todo = append(todo, job{l, s})
-		}
-	}
-	folds := make([]*model.LabFold, len(todo))
-	errs := make([]error, len(todo))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(*jobs, len(todo)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				r.Log.Write([]byte(fmt.Sprintf("lolo: %s without %s, seed %d\n", e.Name, todo[i].lab, todo[i].seed)))
-				folds[i], errs[i] = r.LeaveLabOut(e, todo[i].lab, todo[i].seed)
-			}
-		}()
-	}
-	for i := range todo {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	folds, err := r.LeaveLabsOut(e, labs, seeds)
+	if err != nil {
+		return err
 	}
 	res, err := summariseLOLO(e, folds, *samples)
 	if err != nil {
@@ -131,18 +98,6 @@ func runLOLO(argv []string) error {
 	}
 	fmt.Print(loloText(res))
 	return nil
-}
-
-// syncWriter lets folds trained at once log whole lines without mixing them.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *os.File
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }
 
 func parseInts(s string) ([]int, error) {

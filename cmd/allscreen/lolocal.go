@@ -67,7 +67,9 @@ func calCell(c model.LabCell) model.CalibrationCell {
 	return model.CalibrationCell{PBlast: c.PBlast, Distance: c.Distance, Fallback: c.Fallback}
 }
 
-func calibrateFold(lab string, f *model.LabFold, rule screening.Rule, samples int) (calibrationSeed, bool) {
+// calibrateFold measures site calibration on one fold; before holds the
+// uncalibrated rule's call of every cell of f.
+func calibrateFold(lab string, f *model.LabFold, rule screening.Rule, before []screening.CellCall, samples int) (calibrationSeed, bool) {
 	cs := calibrationSeed{Seed: f.Seed}
 	var calCells []model.CalibrationCell
 	for _, c := range f.Cells {
@@ -93,13 +95,12 @@ func calibrateFold(lab string, f *model.LabFold, rule screening.Rule, samples in
 	if f.Op.OOD != nil {
 		cs.ModelOOD = f.Op.OOD.Threshold
 	}
-	calRule := rule
-	calRule.BlastThreshold = cal.BlastThreshold
-	calRule.CellFalsePositiveRate = max(cal.CellFalsePositiveRate, screening.MinCellFalsePositiveRate)
-	before := make([]screening.CellCall, len(f.Cells))
+	calRule, err := screening.RuleFor(cal.Apply(f.Op), screening.DefaultRuleConfig)
+	if err != nil {
+		return cs, false
+	}
 	after := make([]screening.CellCall, len(f.Cells))
 	for i, c := range f.Cells {
-		before[i] = rule.CallCell(model.Prediction{Blast: c.PBlast, Uncertain: c.Uncertain, OutOfDistribution: c.OOD})
 		unc, ood := cal.Rejudge(f.Op, calCell(c))
 		after[i] = calRule.CallCell(model.Prediction{Blast: c.PBlast, Uncertain: unc, OutOfDistribution: ood})
 	}
@@ -176,11 +177,7 @@ func summariseCalibration(seeds []calibrationSeed) *calibrationResult {
 				}
 			}
 		}
-		out := calibrationSummary{Specificity: model.SpreadOf(spec), Uncertain: model.SpreadOf(unc), CellFPR: model.SpreadOf(fpr)}
-		if len(sens) > 0 {
-			s := model.SpreadOf(sens)
-			out.Sensitivity = &s
-		}
+		out := calibrationSummary{Specificity: model.SpreadOf(spec), Uncertain: model.SpreadOf(unc), CellFPR: model.SpreadOf(fpr), Sensitivity: spreadOrNil(sens)}
 		for k := range sampleKinds {
 			out.Referred = append(out.Referred, model.SpreadOf(ref[k]))
 			out.Inconclusive = append(out.Inconclusive, model.SpreadOf(inc[k]))

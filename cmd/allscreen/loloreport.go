@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"allscreen/model"
+	"allscreen/screening"
 )
 
 func init() {
@@ -31,13 +32,18 @@ const (
 	targetAll5Referred   = 0.90
 )
 
-// loloRule is the rule that chooses between recipes, written down before
-// any of their results (docs/lolo.md repeats it).
+// loloRule is the rule that chooses between recipes (docs/lolo.md repeats
+// it, with loloRuleHistory).
 const loloRule = "The recipe chosen is the one with the highest worst laboratory: for each recipe, take every laboratory's " +
 	"mean over seeds of its specificity on normal cells and, for a laboratory with blasts, of its sensitivity, both by the threshold " +
 	"alone (so that flagging a laboratory's cells uncertain or out of distribution cannot raise them); the recipe's score is " +
 	"the lowest of these. A difference under 0.01 is a tie, and a tie goes to the recipe listed first (the simpler one). " +
 	"Nothing else (ROC AUC, simulated samples, the uncertain share, ALL-IDB cross-validation) enters the choice."
+
+// loloRuleHistory says when loloRule was fixed.
+const loloRuleHistory = "It was written before any result of recipes B and C. It first used the specificity under the appliance's rule; " +
+	"after one fold of recipe A (Jiangxi left out, where out-of-distribution flags alone made that specificity 1) it was changed to the " +
+	"threshold-alone figures, before any other result."
 
 func runLOLOReport(argv []string) error {
 	fs := newFlags("lolo-report", "RESULTS.json...")
@@ -92,20 +98,7 @@ func runLOLOReport(argv []string) error {
 	if *readme == "" {
 		return nil
 	}
-	old, err := os.ReadFile(*readme)
-	if err != nil {
-		return err
-	}
-	i, j := bytes.Index(old, []byte(loloBegin)), bytes.Index(old, []byte(loloEnd))
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no %q ... %q markers", *readme, loloBegin, loloEnd)
-	}
-	var s bytes.Buffer
-	s.Write(old[:i+len(loloBegin)])
-	s.WriteString("\n")
-	loloReadme(&s, results[chosen], *doc)
-	s.Write(old[j:])
-	return os.WriteFile(*readme, s.Bytes(), 0o644)
+	return spliceMarked(*readme, loloBegin, loloEnd, func(w io.Writer) { loloReadme(w, results[chosen], *doc) })
 }
 
 // recipeScore is the choosing rule's score: the lowest, over laboratories,
@@ -159,10 +152,6 @@ func worstSeed(l labResult, f func(labSeed) (float64, bool)) (labSeed, bool) {
 
 func sensOf(s labSeed) (float64, bool) {
 	return float64(s.BlastsCalled) / float64(max(1, s.Blasts)), s.Blasts > 0
-}
-
-func specOf(s labSeed) (float64, bool) {
-	return 1 - float64(s.NormalCalled)/float64(max(1, s.Normal)), s.Normal > 0
 }
 
 func metTarget(v *model.Spread, target float64) string {
@@ -291,13 +280,14 @@ func typesTable(w io.Writer, r *loloResult) {
 	}
 }
 
-const calibrationWords = "Each left-out laboratory's normal cells are split in halves by group (field, subject or image). " +
-	"`model.Calibrate` (what `allscreen calibrate` runs) measures the model on the first half: its out-of-distribution threshold becomes " +
-	"the distance within which 99% of these cells fall (never tighter than the model's own), its blast threshold becomes the " +
-	"P(blast) that at most 2% of them reach, and the verdict rule's per-cell false-positive rate becomes the share of them called " +
-	"blast at it (at least 0.01). Only normal cells are used: a laboratory never has to label a blast. Then the second half and every blast of the " +
-	"laboratory are judged before (→ left) and after (→ right), with the same simulated samples (mean over seeds). " +
-	"The appliance itself asks for at least 300 cells; here a half may hold fewer (down to 100)."
+var calibrationWords = fmt.Sprintf("Each left-out laboratory's normal cells are split in halves by group (field, subject or image). "+
+	"`model.Calibrate` (what `allscreen calibrate` runs) measures the model on the first half: its out-of-distribution threshold becomes "+
+	"the distance within which %.0f%% of these cells fall (never tighter than the model's own), its blast threshold becomes the "+
+	"P(blast) that at most %.0f%% of them reach, and the verdict rule's per-cell false-positive rate becomes the share of them called "+
+	"blast at it (at least %.2f). Only normal cells are used: a laboratory never has to label a blast. Then the second half and every blast of the "+
+	"laboratory are judged before (→ left) and after (→ right), with the same simulated samples (mean over seeds). "+
+	"The appliance itself asks for at least %d cells; here a half may hold fewer (down to %d).",
+	100*model.CalibrationQuantile, 100*model.CalibrationFalsePositives, screening.MinCellFalsePositiveRate, model.MinCalibrationCells, minLOLOCalibrationCells)
 
 func loloMarkdown(w io.Writer, rs []*loloResult, chosen int) {
 	fmt.Fprintf(w, "# The classifier in laboratories it never saw (leave one laboratory out)\n\n")
@@ -309,7 +299,7 @@ func loloMarkdown(w io.Writer, rs []*loloResult, chosen int) {
 		"finds, each carrying its field's label: a normal cell in a blast field counts as a missed blast, and a false detection in a "+
 		"normal field as a normal cell.\n\n", rs[0].Seeds)
 	fmt.Fprintf(w, "- **Cell rule.** %s.\n- **Simulated samples.** %s. A laboratory without blasts gets normal samples only.\n", rs[0].CellRule, rs[0].SampleRule)
-	fmt.Fprintf(w, "- **Choosing rule (written before any result).** %s\n\n", loloRule)
+	fmt.Fprintf(w, "- **Choosing rule.** %s %s\n\n", loloRule, loloRuleHistory)
 	fmt.Fprintf(w, "| recipe | experiment | score (lowest laboratory mean) |\n|---|---|---|\n")
 	for i, r := range rs {
 		mark := ""

@@ -110,11 +110,7 @@ func summariseLOLO(e *model.Experiment, folds []*model.LabFold, samples int) (*l
 		SampleRule: fmt.Sprintf("%d cells drawn per simulated sample (a random group, then a random cell of it, so a field's or subject's cells are drawn together as often as the groups allow), judged by screening.Decide with the model's rule (screening.RuleFor, default configuration: refer_alpha %.2f, refer_blasts %d, min_white_cells %d)",
 			sampleCells, screening.DefaultRuleConfig.ReferAlpha, screening.DefaultRuleConfig.ReferBlasts, screening.DefaultRuleConfig.MinWhiteCells)}
 	byLab := map[string][]*model.LabFold{}
-	var labs []string
 	for _, f := range folds {
-		if _, ok := byLab[f.Lab]; !ok {
-			labs = append(labs, f.Lab)
-		}
 		byLab[f.Lab] = append(byLab[f.Lab], f)
 		if !slices.Contains(res.Seeds, f.Seed) {
 			res.Seeds = append(res.Seeds, f.Seed)
@@ -155,14 +151,14 @@ func summariseLab(lab string, folds []*model.LabFold, samples int) (labResult, e
 			return lr, fmt.Errorf("lolo: %s seed %d: %w", lab, f.Seed, err)
 		}
 		ls := labSeed{Seed: f.Seed, BlastThreshold: rule.BlastThreshold, CellFPR: rule.CellFalsePositiveRate}
-		called := make([]bool, len(f.Cells))
+		calls := make([]screening.CellCall, len(f.Cells))
 		var pos, neg []float64
 		tk, tn := map[key]int{}, map[key]int{}
 		for i, c := range f.Cells {
 			call := rule.CallCell(model.Prediction{Blast: c.PBlast, Uncertain: c.Uncertain, OutOfDistribution: c.OOD})
-			called[i] = call.Blast
+			calls[i] = call
 			k := key{c.Source, c.Type}
-			if _, ok := typeN[k]; !ok && !slices.Contains(keys, k) {
+			if !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
 			tn[k]++
@@ -228,10 +224,6 @@ func summariseLab(lab string, folds []*model.LabFold, samples int) (labResult, e
 		lr.Seeds = append(lr.Seeds, ls)
 
 		// Simulated samples.
-		calls := make([]screening.CellCall, len(f.Cells))
-		for i, c := range f.Cells {
-			calls[i] = rule.CallCell(model.Prediction{Blast: c.PBlast, Uncertain: c.Uncertain, OutOfDistribution: c.OOD})
-		}
 		all := func(model.LabCell) bool { return true }
 		normal, blast := poolByGroup(f.Cells, calls, false, all), poolByGroup(f.Cells, calls, true, all)
 		for ki, counts := range simulate(normal, blast, rule, samples, sampleRNG(lab, f.Seed, 0)) {
@@ -252,38 +244,18 @@ func summariseLab(lab string, folds []*model.LabFold, samples int) (labResult, e
 				sampleWorst[ki] = model.Wilson(counts[0], samples)
 			}
 		}
-		if c, ok := calibrateFold(lab, f, rule, samples); ok {
+		if c, ok := calibrateFold(lab, f, rule, calls, samples); ok {
 			cals = append(cals, c)
 		}
 	}
-	if len(sens) > 0 {
-		s := model.SpreadOf(sens)
-		lr.Sensitivity = &s
-	}
-	if len(spec) > 0 {
-		s := model.SpreadOf(spec)
-		lr.Specificity = &s
-	}
-	if len(auc) > 0 {
-		s := model.SpreadOf(auc)
-		lr.AUC = &s
-	}
-	if len(sensT) > 0 {
-		s := model.SpreadOf(sensT)
-		lr.SensitivityByThreshold = &s
-	}
-	if len(specT) > 0 {
-		s := model.SpreadOf(specT)
-		lr.SpecificityByThreshold = &s
-	}
+	lr.Sensitivity, lr.Specificity, lr.AUC = spreadOrNil(sens), spreadOrNil(spec), spreadOrNil(auc)
+	lr.SensitivityByThreshold, lr.SpecificityByThreshold = spreadOrNil(sensT), spreadOrNil(specT)
 	lr.Uncertain = model.SpreadOf(unc)
 	lr.OOD = model.SpreadOf(ood)
 	lr.Calibration = summariseCalibration(cals)
-	for _, f := range folds[:1] {
-		for _, c := range f.Cells {
-			if !slices.Contains(lr.Sources, c.Source) {
-				lr.Sources = append(lr.Sources, c.Source)
-			}
+	for _, c := range folds[0].Cells {
+		if !slices.Contains(lr.Sources, c.Source) {
+			lr.Sources = append(lr.Sources, c.Source)
 		}
 	}
 	for _, k := range keys {
@@ -299,6 +271,15 @@ func summariseLab(lab string, folds []*model.LabFold, samples int) (labResult, e
 			Inconclusive: model.SpreadOf(sampleVals[ki][2]), ReferWorstCI: sampleWorst[ki]})
 	}
 	return lr, nil
+}
+
+// spreadOrNil summarises v over seeds, nil when there is nothing to summarise.
+func spreadOrNil(v []float64) *model.Spread {
+	if len(v) == 0 {
+		return nil
+	}
+	s := model.SpreadOf(v)
+	return &s
 }
 
 // cellPool holds one kind of a laboratory's cells (normal or blast), by

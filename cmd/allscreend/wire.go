@@ -264,7 +264,7 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			}
 			if err != nil {
 				net.Close()
-				return nil, err
+				return nil, fmt.Errorf("model.calibration %s: %w", cfg.Model.Calibration, err)
 			}
 		}
 		rule, err := screening.RuleFor(net.Manifest().Operating, screening.RuleConfig{
@@ -275,7 +275,6 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			return nil, err
 		}
 		if cal != nil {
-			rule.CellFalsePositiveRate = max(cal.CellFalsePositiveRate, screening.MinCellFalsePositiveRate)
 			log.Info("site calibration loaded", "laboratory", cal.Laboratory, "normal_cells", cal.NormalCells,
 				"blast_threshold", cal.BlastThreshold, "ood_threshold", cal.OODThreshold, "cell_false_positive_rate", cal.CellFalsePositiveRate)
 		}
