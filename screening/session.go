@@ -124,6 +124,9 @@ func (r FieldResult) Summary() string {
 	if !r.Accepted {
 		return fmt.Sprintf("Field %d: %s", r.Number, r.Reject)
 	}
+	if r.Field.WhiteCells == 0 {
+		return fmt.Sprintf("Field %d: no white cell here: move on", r.Number)
+	}
 	return fmt.Sprintf("Field %d: %s", r.Number, r.Field.Summary())
 }
 

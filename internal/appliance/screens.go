@@ -35,6 +35,11 @@ func screenField(r screening.FieldResult, cols, rows int) []string {
 			// The reason is what the technician acts on: it goes first.
 			return []string{r.Reject, fmt.Sprintf("Field %d rejected", r.Number)}
 		}
+		if r.Field.WhiteCells == 0 {
+			// A good field with no white cell in it: nothing is wrong,
+			// unlike a rejected one; the technician moves on.
+			return []string{fmt.Sprintf("Field %d: no WBC", r.Number), "Good: move on"}
+		}
 		// "Field 12: 123 WBC," is 18 characters: drop what a 16-column
 		// line cannot hold, the punctuation first, never a number.
 		head := fmt.Sprintf("Field %d: %d WBC,", r.Number, r.Field.WhiteCells)
@@ -48,8 +53,11 @@ func screenField(r screening.FieldResult, cols, rows int) []string {
 	}
 	// Split where a person reads a pause, so the count stays with its noun.
 	lines := []string{fmt.Sprintf("Field %d: %d WBC,", r.Number, r.Field.WhiteCells), fmt.Sprintf("%d suspicious", r.Field.Blasts)}
-	if !r.Accepted {
+	switch {
+	case !r.Accepted:
 		lines = []string{fmt.Sprintf("Field %d rejected:", r.Number), r.Reject}
+	case r.Field.WhiteCells == 0:
+		lines = []string{fmt.Sprintf("Field %d: no white", r.Number), "cell here: move on"}
 	}
 	return append([]string{"Sample " + r.Sample.Code}, append(lines, fmt.Sprintf("%d fields, %d WBC", r.Running.Fields, r.Running.WhiteCells))...)
 }

@@ -15,6 +15,8 @@ func TestScreensFitBothDisplays(t *testing.T) {
 	field := screening.FieldResult{Sample: screening.Sample{Code: code}, Number: 12, Accepted: true,
 		Field: screening.Tally{WhiteCells: 123, Blasts: 45}, Running: screening.Tally{Fields: 11, WhiteCells: 1234}}
 	rejected := screening.FieldResult{Sample: screening.Sample{Code: code}, Number: 3, Reject: "Refocus the microscope"}
+	empty := screening.FieldResult{Sample: screening.Sample{Code: code}, Number: 7, Accepted: true,
+		Running: screening.Tally{Fields: 7, WhiteCells: 20}}
 	verdict := func(o screening.Outcome) screening.ClosedSample {
 		return screening.ClosedSample{Sample: screening.Sample{Code: code},
 			Verdict: screening.Verdict{Outcome: o, Tally: screening.Tally{WhiteCells: 212, Blasts: 9}}}
@@ -28,6 +30,8 @@ func TestScreensFitBothDisplays(t *testing.T) {
 		}{
 			{"field", screenField(field, cols, rows), []string{"12:", "123 WBC", "45 suspicious"}},
 			{"rejected", screenField(rejected, cols, rows), []string{"Refocus the", "microscope"}},
+			// A good field without white cells is not a rejected one.
+			{"no white cell", screenField(empty, cols, rows), []string{"Field 7:", "move on"}},
 			{"refer", screenVerdict(verdict(screening.Refer)), []string{code + " REFER:", "ALL SUSPECTED"}},
 			{"no blasts", screenVerdict(verdict(screening.NoBlastsSeen)), []string{code, "NO BLASTS", "SEEN in 212 WBC"}},
 			{"review", screenVerdict(verdict(screening.Inconclusive)), []string{code + " REVIEW:", "INCONCLUSIVE"}},
@@ -36,6 +40,9 @@ func TestScreensFitBothDisplays(t *testing.T) {
 		}
 		if rows >= 4 {
 			cases[0].want = append(cases[0].want, "Sample "+code)
+		}
+		if got := strings.Join(device.Fit(screenField(empty, cols, rows), cols, rows), " "); strings.Contains(got, "reject") {
+			t.Errorf("%dx%d: a good field without white cells reads as rejected: %q", cols, rows, got)
 		}
 		for _, c := range cases {
 			got := device.Fit(c.lines, cols, rows)
