@@ -133,9 +133,12 @@ func TestFindCellsBoxSets(t *testing.T) {
 	for _, c := range []struct {
 		dir               string
 		recall, precision float64
+		// blurCaught: the least share of blur-0.3R copies (of every
+		// fourth field) the quality gate must refuse as blurred.
+		blurCaught float64
 	}{
-		{"bccd", 0.92, 0.70},
-		{"olympus/fields", 0.93, 0.92},
+		{"bccd", 0.92, 0.70, 0.90},
+		{"olympus/fields", 0.93, 0.92, 0.85},
 	} {
 		t.Run(c.dir, func(t *testing.T) {
 			fields, err := LoadBoxFields(realdata.Dir(t, c.dir))
@@ -143,7 +146,8 @@ func TestFindCellsBoxSets(t *testing.T) {
 				t.Fatal(err)
 			}
 			var rs []BoxResult
-			for _, bf := range fields {
+			blurred, caught := 0, 0
+			for i, bf := range fields {
 				if bf.Split != SplitTune {
 					continue
 				}
@@ -152,6 +156,17 @@ func TestFindCellsBoxSets(t *testing.T) {
 					t.Fatal(err)
 				}
 				r, err := EvaluateBoxField(bf, field, DefaultFindOptions)
+				if err == nil && i%4 == 0 {
+					copy, err := gaussian(field, 0.3*CheckQuality(field).RedCellRadius)
+					if err != nil {
+						t.Fatal(err)
+					}
+					blurred++
+					if CheckQuality(copy).Issue == QualityBlurred {
+						caught++
+					}
+					copy.Close()
+				}
 				field.Close()
 				if err != nil {
 					t.Fatal(err)
@@ -165,6 +180,14 @@ func TestFindCellsBoxSets(t *testing.T) {
 			}
 			if g.Precision.Value < c.precision {
 				t.Errorf("precision %v below %.2f", g.Precision, c.precision)
+			}
+			// Issue 11: the gate refuses at most 2% of a set's good fields.
+			if g.Rejected > g.Fields*2/100 {
+				t.Errorf("the quality gate refuses %d of %d good fields, more than 2%%", g.Rejected, g.Fields)
+			}
+			t.Logf("blur-0.3R copies refused as blurred: %d/%d", caught, blurred)
+			if float64(caught) < c.blurCaught*float64(blurred) {
+				t.Errorf("the gate refuses %d of %d copies blurred by 0.3 red-cell radii, under %.2f", caught, blurred, c.blurCaught)
 			}
 		})
 	}
