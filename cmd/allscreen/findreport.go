@@ -105,6 +105,9 @@ func (r fieldReport) readme(w io.Writer, docPath string) {
 			ns/1e6, len(r.bench["BenchmarkFindCells"]))
 	}
 	fmt.Fprintf(w, "`allscreen analyze` prints the cells and the quality verdict of any image; `allscreen find-eval` reproduces the numbers.\n")
+	fmt.Fprintf(w, "Finding and the quality gate on degraded copies of every set (blur, JPEG, gamma, white balance, vignetting,\n"+
+		"scale, magnification, light), and how the gate's thresholds were chosen: [docs/camera.md](docs/camera.md)\n"+
+		"(`make report-camera`).\n")
 }
 
 // boxTable writes one row per half of every box set.
@@ -370,27 +373,33 @@ func (r fieldReport) markdown(w io.Writer) {
 	p("sought within 0.5 R of a nucleus, and two nuclei are split where the saddle between them is 0.08 R deep.\n\n")
 
 	p("## Quality gate\n\n")
-	p("`vision.CheckQuality` judges a captured field before analysis and says what to do: %q, %q, %q, %q.\n",
-		vision.QualityTooDark.Advice(), vision.QualityTooBright.Advice(), vision.QualityNoStain.Advice(), vision.QualityBlurred.Advice())
-	var bg, clip, st, foc []float64
+	p("`vision.CheckQuality` judges a captured field before analysis and says what to do: %q, %q, %q, %q, %q.\n",
+		vision.QualityTooDark.Advice(), vision.QualityTooBright.Advice(), vision.QualityNoStain.Advice(), vision.QualityBlurred.Advice(),
+		vision.QualityMagnification.Advice())
+	var bg, clip, st, foc, edge, work []float64
 	good := 0
 	for _, f := range r.results {
 		q := f.Quality
-		bg, clip, st, foc = append(bg, q.Background), append(clip, q.Clipped), append(st, q.Stained), append(foc, q.Focus)
+		bg, clip, st, foc, edge = append(bg, q.Background), append(clip, q.Clipped), append(st, q.Stained), append(foc, q.Focus), append(edge, q.EdgeWidth)
+		if q.WorkRadius > 0 {
+			work = append(work, q.WorkRadius)
+		}
 		if q.OK() {
 			good++
 		}
 	}
 	th := vision.DefaultQualityThresholds
-	p("On the %d real fields (%d pass):\n\n", len(r.results), good)
+	p("On the %d ALL-IDB1 fields (%d pass):\n\n", len(r.results), good)
 	p("| measure | real fields (min-max) | refused when |\n|---|---|---|\n")
 	p("| background grey level (80th percentile) | %s | below %.0f (too dark) or above %.0f (too bright) |\n", span(bg), th.MinBackground, th.MaxBackground)
 	p("| fraction burnt out (2+ channels at 250+) | %s | above %.2f (too bright) |\n", spanF(clip, 5), th.MaxClipped)
 	p("| fraction stained (8%% darker than background) | %s | below %.2f (no stained cells) |\n", spanF(st, 3), th.MinStained)
-	p("| focus (Laplacian variance, sigma 1 over sigma 2) | %s | below %.1f (refocus) |\n\n", spanF(foc, 2), th.MinFocus)
-	p("`TestCheckQualityRealFields` checks every real field passes and that copies it makes (darkened to 40%%,\n")
-	p("overexposed 2.2x, blurred with a Gaussian of sigma 4 px per 1712 px of width, blank) are refused with the\n")
-	p("right advice. The focus threshold is scale-dependent; recheck it on the appliance's camera.\n\n")
+	p("| focus (Laplacian variance, sigma 1 over sigma 2, at 8 pixels per red-cell radius) | %s | below %.2f (refocus) |\n", spanF(foc, 2), th.MinFocus)
+	p("| edge width (pixels of the 640-pixel copy) | %s | above %.1f (refocus) |\n", spanF(edge, 1), th.MaxEdgeWidth)
+	p("| red-cell radius on FindCells' working copy (pixels) | %s | below %.1f (magnification) |\n\n", spanF(work, 1), th.MinWorkRadius)
+	p("The gate on the other laboratories' fields and on degraded copies of every set (blur, JPEG, gamma, white\n")
+	p("balance, vignetting, scale, magnification, light) is in [camera.md](camera.md) (`make report-camera`), with how\n")
+	p("its thresholds were chosen.\n\n")
 
 	p("## Speed\n\n")
 	if len(r.bench) == 0 {
