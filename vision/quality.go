@@ -243,7 +243,8 @@ func CheckQualityWith(field gocv.Mat, th QualityThresholds) Quality {
 	toField := float64(field.Cols()) / float64(small.Cols())
 	if maps.measured {
 		q.RedCellRadius = maps.radius * toField
-		q.WorkRadius = q.RedCellRadius * float64(DefaultFindOptions.WorkSide) / float64(max(field.Cols(), field.Rows()))
+		// FindCells downscales to WorkSide and never enlarges.
+		q.WorkRadius = q.RedCellRadius * min(1, float64(DefaultFindOptions.WorkSide)/float64(max(field.Cols(), field.Rows())))
 	}
 	q.Focus = focusAtScale(field, focusRadius/(maps.radius*toField))
 	// Stain is judged on the sigma-2 copy: sensor noise must not count as

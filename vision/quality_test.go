@@ -2,6 +2,7 @@ package vision
 
 import (
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +181,29 @@ func TestQualityIssueText(t *testing.T) {
 	var q QualityIssue
 	if err := q.UnmarshalText([]byte("QualityIssue(99)")); err == nil {
 		t.Error("an unknown issue was read without error")
+	}
+}
+
+// TestWorkRadiusNeverEnlarges: FindCells downscales a field to its working
+// side and never enlarges one, so a field smaller than that side has its
+// red cells on the working copy at their own size (a 224-pixel field's
+// 7-pixel red cells are not 20 pixels to cell finding).
+func TestWorkRadiusNeverEnlarges(t *testing.T) {
+	field, err := LoadImage(filepath.Join(realdata.Dir(t, "allidb1", "fields"), "Im001_1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer field.Close()
+	side := DefaultFindOptions.WorkSide
+	for _, long := range []int{side / 2, 2 * side} {
+		small := gocv.NewMat()
+		f := float64(long) / float64(field.Cols())
+		gocv.Resize(field, &small, image.Pt(long, int(float64(field.Rows())*f)), 0, 0, gocv.InterpolationArea)
+		q := CheckQuality(small)
+		small.Close()
+		want := q.RedCellRadius * min(1, float64(side)/float64(long))
+		if q.RedCellRadius == 0 || math.Abs(q.WorkRadius-want) > 1e-9 {
+			t.Errorf("%d px wide: red-cell radius %.2f, working radius %.2f, want %.2f", long, q.RedCellRadius, q.WorkRadius, want)
+		}
 	}
 }
