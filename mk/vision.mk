@@ -33,3 +33,13 @@ VISION_FUZZTIME ?= 1m
 vision-fuzz: ## fuzz the labels CSV and ground-truth mask readers for $(VISION_FUZZTIME) each
 	nice -n 10 $(GO) test -run '^$$' -fuzz FuzzReadLabels -fuzztime $(VISION_FUZZTIME) -parallel 1 ./vision/
 	nice -n 10 $(GO) test -run '^$$' -fuzz FuzzLoadTruth -fuzztime $(VISION_FUZZTIME) -parallel 1 ./vision/
+
+# Single-cell sources without masks (issue 11, item 5): is SegmentCell's
+# mask one central cell of plausible size on C-NMC and PBC, as on ALL-IDB2?
+# The contact sheets draw CC BY images only (never ALL-IDB).
+.PHONY: report-single-cells
+REPORT_TARGETS += report-single-cells
+
+report-single-cells: build ## docs/single-cells.md and docs/figures/single-cells-{cnmc,pbc-types}.png from the data folder (about 30 s on 2 cores)
+	@mkdir -p out
+	nice -n 10 $(BIN)/allscreen cell-sanity --data $(ALLSCREEN_DATA) --sheet-dir docs/figures --report docs/single-cells.md --json out/single-cells.json
