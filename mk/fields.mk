@@ -25,7 +25,7 @@ fields-bench: ## field benchmarks: a real 2592x1944 field found, gated and cropp
 	$(GO) test -run '^$$' -bench 'FindCells|FieldPath|CheckQuality' -benchtime 20x -count 5 ./vision/ | tee $(FIELDS_BENCH)
 
 report-fields: build fields-bench ## regenerate docs/fields.md and the README's fields section from ../shared/data
-	$(BIN)/allscreen find-eval --data $(ALLSCREEN_DATA) --boxes $(ALLSCREEN_DATA)/bccd --boxes $(ALLSCREEN_DATA)/olympus/fields --report docs/fields.md --readme README.md --bench $(FIELDS_BENCH)
+	$(BIN)/allscreen find-eval --data $(ALLSCREEN_DATA) --boxes $(ALLSCREEN_DATA)/bccd --boxes $(ALLSCREEN_DATA)/olympus/fields --labelled $(ALLSCREEN_DATA)/bll-stages --report docs/fields.md --readme README.md --bench $(FIELDS_BENCH)
 
 report-camera: build ## docs/camera.md: finding and the quality gate on every set's fields and their degraded copies (about 20 min on 2 cores)
 	@mkdir -p out

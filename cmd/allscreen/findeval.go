@@ -34,6 +34,8 @@ func runFindEval(argv []string) error {
 	var boxes multiFlag
 	fs.Var(&boxes, "boxes", "measure on the field set in `DIR` (a folder with boxes.csv) instead of ALL-IDB1; repeatable")
 	draw := fs.String("draw", "", "with --boxes, draw every field's truth and detections into `DIR`")
+	var labelled multiFlag
+	fs.Var(&labelled, "labelled", "measure what can be checked on the fields in `DIR` (labels.csv: file,label; every field holds a white cell): the gate's refusals and the fields with any cell found; repeatable")
 	args, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -42,9 +44,21 @@ func runFindEval(argv []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	if len(boxes) > 0 && *report == "" {
-		_, err := evalBoxSets(boxes, *asJSON, *draw, vision.DefaultFindOptions)
-		return err
+	if (len(boxes) > 0 || len(labelled) > 0) && *report == "" {
+		if len(boxes) > 0 {
+			if _, err := evalBoxSets(boxes, *asJSON, *draw, vision.DefaultFindOptions); err != nil {
+				return err
+			}
+		}
+		sets, err := evalLabelledSets(labelled, *asJSON, vision.DefaultFindOptions)
+		if err != nil {
+			return err
+		}
+		if *asJSON && len(sets) > 0 {
+			return json.NewEncoder(os.Stdout).Encode(sets)
+		}
+		printLabelledSets(os.Stdout, sets)
+		return nil
 	}
 	dir := *data
 	if dir == "" {
@@ -94,6 +108,9 @@ func runFindEval(argv []string) error {
 			if r.boxSets, err = evalBoxSets(boxes, false, *draw, opt); err != nil {
 				return err
 			}
+		}
+		if r.labelled, err = evalLabelledSets(labelled, false, opt); err != nil {
+			return err
 		}
 		for _, f := range results {
 			if f.Split == vision.SplitTune {

@@ -30,6 +30,7 @@ type fieldReport struct {
 	samples  []vision.SmudgeSample
 	bench    map[string][]float64 // benchmark name -> ns/op of each run
 	boxSets  []boxSetJSON         // other laboratories' boxed field sets (--boxes)
+	labelled []labelledSetJSON    // fields known to hold white cells, without boxes (--labelled)
 }
 
 // writeFieldReport writes docs/fields.md and, if readme is set, replaces
@@ -99,6 +100,10 @@ func (r fieldReport) readme(w io.Writer, docPath string) {
 		fmt.Fprintf(w, "\nOn other laboratories' fields, against their `boxes.csv` (precision is a lower bound: the boxes are incomplete;\n"+
 			"each set was split in halves by a hash of the file bytes before tuning, and only the tuning half was looked at):\n\n")
 		r.boxTable(w)
+	}
+	if len(r.labelled) > 0 {
+		fmt.Fprintf(w, "\n")
+		r.labelledLines(w)
 	}
 	if ns := r.benchMedian("BenchmarkFindCells"); ns > 0 {
 		fmt.Fprintf(w, "\nA 2592x1944 field takes %.0f ms (median of %d runs, `go test -bench FindCells ./vision`, 2-core x86-64).\n",
@@ -425,6 +430,32 @@ func (r fieldReport) markdown(w io.Writer) {
 	if len(r.boxSets) > 0 {
 		p("\n")
 		r.boxDetails(w)
+	}
+	if len(r.labelled) > 0 {
+		p("\n## Fields without boxes: what can be checked\n\n")
+		p("`allscreen find-eval --labelled DIR` runs the gate and FindCells on every field of a folder whose fields were all\n")
+		p("taken of white cells but carry no boxes (`bll-stages`: 224x224 fields, folder = stage; a random 40 of them were\n")
+		p("looked at, and every one holds several white cells). What can be checked is whether any white cell is found in a\n")
+		p("field, and what the gate says; not recall or precision.\n\n")
+		p("| set | label | fields | any white cell found (gate set aside) | the gate refuses | any found, of the fields it accepts | median cells found | red-cell radius (working px) | background, burnt-out share (medians) |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range r.labelled {
+			for _, g := range s.Groups {
+				p("| `%s` | %s | %d | %s | %s | %s | %d | %.1f | %.0f, %.2f |\n", boxSetName(s.Dir), g.Label, g.Fields, pct(g.AnyFound),
+					refusals(g.Refuse), pct(g.AnyFoundAccepted), g.MedianCells, g.WorkRadius, g.Background, g.Clipped)
+			}
+		}
+		p("\nA background above %.0f or more than %.0f%% of the pixels burnt out is refused as too bright: on a live camera\n", vision.DefaultQualityThresholds.MaxBackground, 100*vision.DefaultQualityThresholds.MaxClipped)
+		p("the advice (turn the light down) costs a second and gives the stain measure a plasma level to start from.\n")
+		p("Red cells under %.0f working pixels are refused for magnification after that.\n", vision.DefaultQualityThresholds.MinWorkRadius)
+	}
+}
+
+// labelledLines writes one README line per set without boxes.
+func (r fieldReport) labelledLines(w io.Writer) {
+	for _, s := range r.labelled {
+		g := s.Groups[len(s.Groups)-1]
+		fmt.Fprintf(w, "On `%s` (%d fields, every one taken of white cells, no boxes) FindCells finds a white cell in %s of the fields;\n"+
+			"the quality gate refuses %s (per stage: docs/fields.md).\n", boxSetName(s.Dir), g.Fields, pct(g.AnyFound), refusals(g.Refuse))
 	}
 }
 
