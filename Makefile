@@ -13,12 +13,15 @@ TEST_TARGETS :=
 REPORT_TARGETS :=
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help deps build demo test go-test vet report
+.PHONY: help deps test-deps build demo test go-test vet report
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 deps: ## install missing Debian packages and Go (as root)
 	build/deps.sh
+
+test-deps: ## install what the tests need besides: PyTorch, systemd tools, the arm64 cross tools (as root; nothing when all are there)
+	build/deps.sh test cross
 
 build: ## build the binaries into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -34,6 +37,6 @@ vet: ## go vet, and gofmt must have nothing to say
 go-test: vet ## Go unit and real-data tests, with the race detector
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-test: go-test $(TEST_TARGETS) ## everything CI runs
+test: test-deps go-test $(TEST_TARGETS) ## everything CI runs (installs what is missing first)
 
 report: $(REPORT_TARGETS) ## regenerate every figure in README.md and docs/ from the real data
