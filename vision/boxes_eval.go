@@ -233,11 +233,7 @@ func EvaluateBoxField(bf BoxField, field gocv.Mat, opt FindOptions) (BoxResult, 
 	if res.measured {
 		r.RedCellRadius = res.radius * res.scale
 	}
-	cells := res.cells(field.Cols(), field.Rows(), opt.CropScale)
-	det := make([]image.Rectangle, len(cells))
-	for i, c := range cells {
-		det[i] = c.Box
-	}
+	det := cellBoxes(res.cells(field.Cols(), field.Rows(), opt.CropScale))
 	r.Cells = det
 	r.Detections = len(det)
 	match := MatchBoxes(bf.WBC, det)
@@ -256,6 +252,15 @@ func EvaluateBoxField(bf BoxField, field gocv.Mat, opt FindOptions) (BoxResult, 
 		}
 	}
 	return r, nil
+}
+
+// cellBoxes are the cells' boxes, the detections matched against truth.
+func cellBoxes(cells []Cell) []image.Rectangle {
+	det := make([]image.Rectangle, len(cells))
+	for i, c := range cells {
+		det[i] = c.Box
+	}
+	return det
 }
 
 // falseOn says where the centre of detection di lies (FalseDetection.On).

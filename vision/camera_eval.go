@@ -86,11 +86,7 @@ func EvaluateCamera(cf CameraField, opt FindOptions, degs []Degradation) ([]Came
 		for i, b := range cf.WBC {
 			truth[i] = scaleRect(b, sx, sy)
 		}
-		cells := res.cells(w, h, opt.CropScale)
-		det := make([]image.Rectangle, len(cells))
-		for i, c := range cells {
-			det[i] = c.Box
-		}
+		det := cellBoxes(res.cells(w, h, opt.CropScale))
 		found := 0
 		for _, d := range MatchBoxes(truth, det) {
 			if d >= 0 {

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"gocv.io/x/gocv"
+
+	"allscreen/internal/par"
 )
 
 // SegmentResult is SegmentCellWith on one labelled image, scored against
@@ -45,30 +47,8 @@ func EvaluateSegmentation(set []LabeledImage, opt EvaluateOptions) []SegmentResu
 		workers = runtime.GOMAXPROCS(0)
 	}
 	out := make([]SegmentResult, len(set))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
-	done := 0
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				out[i] = evaluateOne(set[i], opt, &mu)
-				if opt.Progress != nil {
-					mu.Lock()
-					done++
-					opt.Progress(done, len(set))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range set {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	par.Each(len(set), workers, func(i int) { out[i] = evaluateOne(set[i], opt, &mu) }, opt.Progress)
 	return out
 }
 

@@ -125,6 +125,18 @@ var labelColumns = []string{"label", "celltype", "class", "cell_type", "type"}
 // here: a missing one is reported, by name, when it is read. Rows come back
 // sorted by file name.
 func ReadLabels(csvPath, labelColumn, imagesDir, masksDir string) ([]LabeledImage, error) {
+	return readLabels(csvPath, labelColumn, imagesDir, masksDir, false)
+}
+
+// ReadNestedLabels is ReadLabels for a set whose file names may hold a
+// sub-folder (pbc-types: basophil/BA_127868.jpg, slash-separated), which
+// must stay inside imagesDir; with an empty labelColumn it looks for the
+// same columns.
+func ReadNestedLabels(csvPath, labelColumn, imagesDir, masksDir string) ([]LabeledImage, error) {
+	return readLabels(csvPath, labelColumn, imagesDir, masksDir, true)
+}
+
+func readLabels(csvPath, labelColumn, imagesDir, masksDir string, nested bool) ([]LabeledImage, error) {
 	f, err := os.Open(csvPath)
 	if err != nil {
 		return nil, fmt.Errorf("labels: %w", err)
@@ -180,19 +192,22 @@ func ReadLabels(csvPath, labelColumn, imagesDir, masksDir string) ([]LabeledImag
 		if name == "" || label == "" {
 			return nil, fmt.Errorf("labels %s line %d: empty file name or label", csvPath, line)
 		}
-		if name != filepath.Base(name) {
+		switch {
+		case nested && !filepath.IsLocal(filepath.FromSlash(name)):
+			return nil, fmt.Errorf("labels %s line %d: file %q leaves the folder", csvPath, line, name)
+		case !nested && (name != filepath.Base(name) || !filepath.IsLocal(name)):
 			return nil, fmt.Errorf("labels %s line %d: file %q must be a plain file name", csvPath, line, name)
 		}
 		if seen[name] {
 			return nil, fmt.Errorf("labels %s line %d: %s listed twice", csvPath, line, name)
 		}
 		seen[name] = true
-		li := LabeledImage{Name: name, Label: label, Image: filepath.Join(imagesDir, name)}
+		li := LabeledImage{Name: name, Label: label, Image: filepath.Join(imagesDir, filepath.FromSlash(name))}
 		if groupCol >= 0 && groupCol < len(rec) {
 			li.Group = strings.TrimSpace(rec[groupCol])
 		}
 		if masksDir != "" {
-			li.Mask = filepath.Join(masksDir, name)
+			li.Mask = filepath.Join(masksDir, filepath.FromSlash(name))
 		}
 		out = append(out, li)
 	}

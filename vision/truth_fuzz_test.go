@@ -16,7 +16,7 @@ func FuzzReadLabels(f *testing.F) {
 		"file,label,group,width,height\nIm001_1.png,blast,Im001_1,257,257\n",
 		"file,celltype\n001.png,lymphocyte\n002.png,neutrophil\n",
 		"\ufefffile,label\n\"a,b.png\",blast\n",
-		"file\n", "", "file,label\na.png\n", "file,label\n../x.png,blast\n",
+		"file\n", "", "file,label\na.png\n", "file,label\n../x.png,blast\n", "file,label\nsub/x.png,blast\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -27,12 +27,18 @@ func FuzzReadLabels(f *testing.F) {
 			t.Fatal(err)
 		}
 		set, err := ReadLabels(p, "", "I", "M")
-		if err != nil {
-			return
-		}
 		for _, li := range set {
-			if li.Name == "" || li.Label == "" || li.Name != filepath.Base(li.Name) {
+			if li.Name == "" || li.Label == "" || li.Name != filepath.Base(li.Name) || !filepath.IsLocal(li.Name) {
 				t.Fatalf("row %+v accepted", li)
+			}
+		}
+		nested, nerr := ReadNestedLabels(p, "", "I", "M")
+		if err == nil && nerr != nil {
+			t.Fatalf("ReadNestedLabels refuses what ReadLabels reads: %v", nerr)
+		}
+		for _, li := range nested {
+			if li.Name == "" || li.Label == "" || !filepath.IsLocal(filepath.FromSlash(li.Name)) {
+				t.Fatalf("nested row %+v accepted", li)
 			}
 		}
 	})

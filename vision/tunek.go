@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
 
 	"gocv.io/x/gocv"
+
+	"allscreen/internal/par"
 )
 
 // Algorithm 1 of the paper (k tuning), literally: blur 5x5 with sigma 0,
@@ -105,33 +106,12 @@ func TuneK(set []LabeledImage, opt TuneOptions) (*TuneResult, error) {
 	res := &TuneResult{Ks: slices.Clone(opt.Ks), Target: opt.Target, Space: opt.Space,
 		Classes: Classes(set), Images: make([]ImageTune, len(set))}
 
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	done := 0
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				li := set[i]
-				it := ImageTune{Name: li.Name, Label: li.Label}
-				it.Best, it.Cluster, it.Err = tuneFile(li, opt)
-				res.Images[i] = it
-				if opt.Progress != nil {
-					mu.Lock()
-					done++
-					opt.Progress(done, len(set))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range set {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	par.Each(len(set), workers, func(i int) {
+		li := set[i]
+		it := ImageTune{Name: li.Name, Label: li.Label}
+		it.Best, it.Cluster, it.Err = tuneFile(li, opt)
+		res.Images[i] = it
+	}, opt.Progress)
 
 	res.PerClass = map[string]*ClassTune{}
 	for _, c := range res.Classes {

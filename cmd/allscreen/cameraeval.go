@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sync"
 
+	"allscreen/internal/par"
 	"allscreen/internal/realdata"
 	"allscreen/vision"
 )
@@ -60,11 +59,9 @@ func runCameraEval(argv []string) error {
 			m.Results[i].Quality.Issue = vision.DefaultQualityThresholds.Judge(m.Results[i].Quality)
 		}
 	} else {
-		dir := *data
-		if dir == "" {
-			if dir, err = realdata.Find(); err != nil {
-				return err
-			}
+		dir, err := realdata.Or(*data)
+		if err != nil {
+			return err
 		}
 		if m, err = measureCameras(dir, boxes, max(1, *jobs)); err != nil {
 			return err
@@ -118,29 +115,11 @@ func measureCameras(dir string, boxDirs []string, jobs int) (cameraEvalJSON, err
 	}
 	results := make([][]vision.CameraResult, len(fields))
 	errs := make([]error, len(fields))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	var mu sync.Mutex
-	done := 0
-	for range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				results[i], errs[i] = vision.EvaluateCamera(fields[i], vision.DefaultFindOptions, degs)
-				mu.Lock()
-				done++
-				fmt.Fprintf(os.Stderr, "\rcamera-eval %d/%d %s %s   ", done, len(fields), fields[i].Set, filepath.Base(fields[i].Name))
-				mu.Unlock()
-			}
-		}()
-	}
-	for i := range fields {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	fmt.Fprintln(os.Stderr)
+	bar := newProgress(os.Stderr, "camera-eval")
+	par.Each(len(fields), jobs, func(i int) {
+		results[i], errs[i] = vision.EvaluateCamera(fields[i], vision.DefaultFindOptions, degs)
+	}, bar.update)
+	bar.finish()
 	for i, e := range errs {
 		if e != nil {
 			return m, e

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"allscreen/vision"
@@ -59,24 +58,6 @@ func (c cameraCell) recall() float64 {
 		return 0
 	}
 	return float64(c.found) / float64(c.truth)
-}
-
-func (c cameraCell) reasonList() string {
-	var ks []string
-	for k := range c.reasons {
-		ks = append(ks, k)
-	}
-	sort.Slice(ks, func(i, j int) bool {
-		if c.reasons[ks[i]] != c.reasons[ks[j]] {
-			return c.reasons[ks[i]] > c.reasons[ks[j]]
-		}
-		return ks[i] < ks[j]
-	})
-	var parts []string
-	for _, k := range ks {
-		parts = append(parts, fmt.Sprintf("%s %d", k, c.reasons[k]))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // cameraSets are the sets of a measurement, in first-seen order.
@@ -178,7 +159,7 @@ func writeCameraReport(path string, m cameraEvalJSON) error {
 			}
 			p("; refused %d/%d", c.refused, c.fields)
 			if c.refused > 0 {
-				p(" (%s)", c.reasonList())
+				p(" (%s)", countsList(c.reasons, ""))
 			}
 			if row != vision.Original {
 				p("; %s", cameraVerdict(*orig, *c))
@@ -233,14 +214,14 @@ func writeCameraReport(path string, m cameraEvalJSON) error {
 		slices.Sort(splits)
 		for _, sp := range splits {
 			c := good[s][sp]
-			p("| `%s` | %s | %d | %s | %s |", s, sp, c.fields, vision.Wilson(c.refused, c.fields), c.reasonList())
+			p("| `%s` | %s | %d | %s | %s |", s, sp, c.fields, vision.Wilson(c.refused, c.fields), countsList(c.reasons, ""))
 			half := s + "/" + string(sp)
 			if len(radius[half]) > 0 {
-				p(" %.1f-%.1f (%.1f-%.1f) |", quantile(radius[half], 0.02), quantile(radius[half], 0.98), quantile(work[half], 0.02), quantile(work[half], 0.98))
+				p(" %.1f-%.1f (%.1f-%.1f) |", vision.Percentile(radius[half], 0.02), vision.Percentile(radius[half], 0.98), vision.Percentile(work[half], 0.02), vision.Percentile(work[half], 0.98))
 			} else {
 				p(" not measured |")
 			}
-			p(" %.2f |\n", quantile(focus[half], 0.02))
+			p(" %.2f |\n", vision.Percentile(focus[half], 0.02))
 		}
 	}
 	p("\n")
@@ -286,16 +267,6 @@ func degradationNames(m cameraEvalJSON) []string {
 		out = append(out, d.Name)
 	}
 	return out
-}
-
-// quantile is the q-quantile of v (nearest rank), 0 when empty.
-func quantile(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
 
 // smallRadiusLoss is recall on the half-magnification copies whose

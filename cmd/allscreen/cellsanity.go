@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
+	"allscreen/internal/par"
 	"allscreen/internal/realdata"
 	"allscreen/vision"
 )
@@ -131,11 +128,9 @@ func runCellSanity(argv []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	dir := *data
-	if dir == "" {
-		if dir, err = realdata.Find(); err != nil {
-			return err
-		}
+	dir, err := realdata.Or(*data)
+	if err != nil {
+		return err
 	}
 	if *workers <= 0 {
 		*workers = runtime.GOMAXPROCS(0)
@@ -234,65 +229,14 @@ func writeJSONFile(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// readSanityLabels reads a set's labels.csv (a "file" column and the
-// set's label column). Unlike vision.ReadLabels, a file may name a
-// sub-folder (pbc-types: basophil/BA_127868.jpg), which must stay inside
-// the set's folder. Rows come back sorted by file.
+// readSanityLabels reads a set's labels.csv (a "file" column, which may
+// name a sub-folder, and the set's label column).
 func readSanityLabels(dir string, src sanitySource) ([]vision.LabeledImage, error) {
-	path := filepath.Join(dir, "labels.csv")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("labels: %w", err)
+	masks := ""
+	if src.Masks != "" {
+		masks = filepath.Join(dir, src.Masks)
 	}
-	defer f.Close()
-	r := csv.NewReader(io.LimitReader(f, 64<<20))
-	r.TrimLeadingSpace = true
-	header, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("labels %s: no header row: %w", path, err)
-	}
-	for i := range header {
-		header[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff")))
-	}
-	fileCol, labelCol := slices.Index(header, "file"), slices.Index(header, src.LabelCol)
-	if fileCol < 0 || labelCol < 0 {
-		return nil, fmt.Errorf("labels %s: want columns file and %s, have %s", path, src.LabelCol, strings.Join(header, ", "))
-	}
-	var set []vision.LabeledImage
-	seen := map[string]bool{}
-	for line := 2; ; line++ {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("labels %s: %w", path, err)
-		}
-		if len(rec) <= max(fileCol, labelCol) {
-			return nil, fmt.Errorf("labels %s line %d: %d columns", path, line, len(rec))
-		}
-		name, label := strings.TrimSpace(rec[fileCol]), strings.TrimSpace(rec[labelCol])
-		if name == "" || label == "" {
-			return nil, fmt.Errorf("labels %s line %d: empty file name or label", path, line)
-		}
-		if !filepath.IsLocal(filepath.FromSlash(name)) {
-			return nil, fmt.Errorf("labels %s line %d: file %q leaves the folder", path, line, name)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("labels %s line %d: %s listed twice", path, line, name)
-		}
-		seen[name] = true
-		li := vision.LabeledImage{Name: name, Label: label, Image: filepath.Join(dir, src.Images, filepath.FromSlash(name))}
-		if src.Masks != "" {
-			li.Mask = filepath.Join(dir, src.Masks, filepath.FromSlash(name))
-		}
-		set = append(set, li)
-	}
-	if len(set) == 0 {
-		return nil, fmt.Errorf("labels %s: no rows", path)
-	}
-	slices.SortFunc(set, func(a, b vision.LabeledImage) int { return strings.Compare(a.Name, b.Name) })
-	return set, nil
+	return vision.ReadNestedLabels(filepath.Join(dir, "labels.csv"), src.LabelCol, filepath.Join(dir, src.Images), masks)
 }
 
 func everyNth(set []vision.LabeledImage, n int) []vision.LabeledImage {
@@ -316,28 +260,7 @@ func nameHash(s string) uint32 {
 func checkSanitySet(src sanitySource, set []vision.LabeledImage, workers int) []*sanityImage {
 	out := make([]*sanityImage, len(set))
 	bar := newProgress(os.Stderr, "cell-sanity "+src.Name)
-	var mu sync.Mutex
-	done := 0
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				out[i] = checkSanityImage(src, set[i])
-				mu.Lock()
-				done++
-				bar.update(done, len(set))
-				mu.Unlock()
-			}
-		}()
-	}
-	for i := range set {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	par.Each(len(set), workers, func(i int) { out[i] = checkSanityImage(src, set[i]) }, bar.update)
 	bar.finish()
 	return out
 }
@@ -438,7 +361,7 @@ func truthCheck(set, lab string, imgs []*sanityImage) truthCheckJSON {
 func printSanitySummary(w io.Writer, out cellSanityJSON) {
 	fmt.Fprintf(w, "segmentation %s; one central cell of plausible size, per source and class:\n", out.Version)
 	for _, g := range sanityGroups(out.Images) {
-		fmt.Fprintf(w, "  %-10s %-22s %v  %s\n", g.Source, g.Class, g.Sane, reasonText(g.Reasons))
+		fmt.Fprintf(w, "  %-10s %-22s %v  %s\n", g.Source, g.Class, g.Sane, countsList(g.Reasons, "-"))
 	}
 	for _, t := range out.Truth {
 		fmt.Fprintf(w, "the check on %s's ground-truth masks: sane %v\n", t.Set, t.Sane)

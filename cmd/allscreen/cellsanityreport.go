@@ -368,10 +368,11 @@ func sanityGroups(imgs []*sanityImage) []sanityGroup {
 	return out
 }
 
-// reasonText lists counts, most frequent first.
-func reasonText(m map[string]int) string {
+// countsList lists counts by name, most frequent first (ties by name),
+// or none when there are none.
+func countsList(m map[string]int, none string) string {
 	if len(m) == 0 {
-		return "-"
+		return none
 	}
 	ks := sortedKeys(m)
 	sort.SliceStable(ks, func(i, j int) bool { return m[ks[i]] > m[ks[j]] })
@@ -380,13 +381,6 @@ func reasonText(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func rateText(r vision.Rate) string {
-	if r.N == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.3f (%d/%d; %.3f-%.3f)", r.Value, r.K, r.N, r.Lo, r.Hi)
 }
 
 func spreadText(v []float64) string {
@@ -425,7 +419,7 @@ func diceRow(w io.Writer, name string, imgs []*sanityImage) {
 	if c := bootstrapCI(cell); c != nil {
 		ci = fmt.Sprintf("%.3f-%.3f", c[0], c[1])
 	}
-	fmt.Fprintf(w, "| %s | %d | %.3f (%s) | %.3f | %s |\n", name, len(cell), meanOf(cell), ci, meanOf(nuc), rateText(vision.Wilson(low, len(cell))))
+	fmt.Fprintf(w, "| %s | %d | %.3f (%s) | %.3f | %s |\n", name, len(cell), meanOf(cell), ci, meanOf(nuc), pct(vision.Wilson(low, len(cell))))
 }
 
 // writeSanityReport writes docs/single-cells.md.
@@ -464,10 +458,10 @@ func writeSanityReport(path, sheetDir string, out cellSanityJSON) error {
 
 	fmt.Fprintf(w, "## In short\n\n")
 	a2all := find("allidb2", "all")
-	fmt.Fprintf(w, "- ALL-IDB2 (the reference): %s of SegmentCell's masks judged sane.\n", rateText(a2all.Sane))
+	fmt.Fprintf(w, "- ALL-IDB2 (the reference): %s of SegmentCell's masks judged sane.\n", pct(a2all.Sane))
 	for _, c := range []struct{ source, class, note string }{
 		{"cnmc", "all", ""},
-		{"pbc-types", "all but " + pbcNotWhite, " (platelets are no white cells; with them: " + rateText(find("pbc-types", "all").Sane) + ")"},
+		{"pbc-types", "all but " + pbcNotWhite, " (platelets are no white cells; with them: " + pct(find("pbc-types", "all").Sane) + ")"},
 	} {
 		g := find(c.source, c.class)
 		if g.Sane.N == 0 || a2all.Sane.N == 0 {
@@ -480,7 +474,7 @@ func writeSanityReport(path, sheetDir string, out cellSanityJSON) error {
 		case g.Sane.Lo > a2all.Sane.Hi:
 			cmp = "saner than ALL-IDB2 (the intervals do not overlap)"
 		}
-		fmt.Fprintf(w, "- %s, %s: %s%s; %s. Most frequent reason: %s.\n", c.source, c.class, rateText(g.Sane), c.note, cmp, reasonText(g.Reasons))
+		fmt.Fprintf(w, "- %s, %s: %s%s; %s. Most frequent reason: %s.\n", c.source, c.class, pct(g.Sane), c.note, cmp, countsList(g.Reasons, "-"))
 	}
 	if cb, ab := find("cnmc", "blast"), find("allidb2", "blast"); len(cb.NucShares) > 0 && len(ab.TruthNucShares) > 0 {
 		fmt.Fprintf(w, "- Beyond the verdicts: on C-NMC's blasts SegmentCell's nucleus is a median %.2f of the cell (5th-95th percentile\n", vision.Percentile(cb.NucShares, 0.5))
@@ -506,7 +500,7 @@ func writeSanityReport(path, sheetDir string, out cellSanityJSON) error {
 		if len(g.TruthNucShares) > 0 {
 			nuc += " [truth " + spreadText(g.TruthNucShares) + "]"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", g.Source, name, reasonText(g.Kinds), rateText(g.Sane), rateText(g.SaneApartFromSize), reasonText(g.Reasons), spreadText(g.Shares), nuc)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", g.Source, name, countsList(g.Kinds, "-"), pct(g.Sane), pct(g.SaneApartFromSize), countsList(g.Reasons, "-"), spreadText(g.Shares), nuc)
 	}
 	fmt.Fprintln(w)
 
@@ -538,7 +532,7 @@ func writeSanityReport(path, sheetDir string, out cellSanityJSON) error {
 		diceRow(w, "&nbsp;&nbsp;"+r, byReason[r])
 	}
 	if len(failed) > 0 {
-		fmt.Fprintf(w, "| no masks (%s) | %d | - | - | - |\n", reasonText(countVerdicts(failed)), len(failed))
+		fmt.Fprintf(w, "| no masks (%s) | %d | - | - | - |\n", countsList(countVerdicts(failed), "-"), len(failed))
 	}
 	fmt.Fprintln(w)
 	bad, caught := 0, 0
@@ -550,7 +544,7 @@ func writeSanityReport(path, sheetDir string, out cellSanityJSON) error {
 			}
 		}
 	}
-	fmt.Fprintf(w, "The other way round: of the %d ALL-IDB2 crops whose cell Dice is under 0.8, the check flags %s. It catches gross\n", bad, rateText(vision.Wilson(caught, bad)))
+	fmt.Fprintf(w, "The other way round: of the %d ALL-IDB2 crops whose cell Dice is under 0.8, the check flags %s. It catches gross\n", bad, pct(vision.Wilson(caught, bad)))
 	fmt.Fprintf(w, "failures (a neighbour taken, the cell missed or cut), not a cytoplasm traced a little wide or narrow, so the share\n")
 	fmt.Fprintf(w, "judged sane is not the share segmented well: it says how often the segmentation fails grossly.\n\n")
 	fmt.Fprintf(w, "The check applied to ground-truth masks themselves (a true mask should pass; the share that fails is the check's false\n")
@@ -562,7 +556,7 @@ func writeSanityReport(path, sheetDir string, out cellSanityJSON) error {
 		for _, c := range sortedKeys(t.Classes) {
 			per = append(per, fmt.Sprintf("%s %d/%d", c, t.Classes[c].K, t.Classes[c].N))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.Lab, rateText(t.Sane), strings.Join(per, ", "), reasonText(t.Reasons))
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.Lab, pct(t.Sane), strings.Join(per, ", "), countsList(t.Reasons, "-"))
 	}
 	fmt.Fprintln(w)
 
@@ -692,7 +686,7 @@ func writeSanityReport(path, sheetDir string, out cellSanityJSON) error {
 				top, topN = r, g.Reasons[r]
 			}
 		}
-		fmt.Fprintf(w, "- %s `%s`: sane %s; most often **%s** (%d of %d).\n", g.Source, g.Class, rateText(g.Sane), top, topN, g.Sane.N)
+		fmt.Fprintf(w, "- %s `%s`: sane %s; most often **%s** (%d of %d).\n", g.Source, g.Class, pct(g.Sane), top, topN, g.Sane.N)
 	}
 	if short == 0 {
 		fmt.Fprintf(w, "- none.\n")

@@ -157,12 +157,9 @@ func runTrain(argv []string) error {
 }
 
 func newRunner(data, work, python string) (*model.Runner, error) {
-	if data == "" {
-		d, err := realdata.Find()
-		if err != nil {
-			return nil, err
-		}
-		data = d
+	data, err := realdata.Or(data)
+	if err != nil {
+		return nil, err
 	}
 	repo, err := os.Getwd()
 	if err != nil {

@@ -60,11 +60,9 @@ func runFindEval(argv []string) error {
 		printLabelledSets(os.Stdout, sets)
 		return nil
 	}
-	dir := *data
-	if dir == "" {
-		if dir, err = realdata.Find(); err != nil {
-			return err
-		}
+	dir, err := realdata.Or(*data)
+	if err != nil {
+		return err
 	}
 	truth, err := vision.LoadFieldTruth(dir)
 	if err != nil {

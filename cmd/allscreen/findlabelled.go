@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"allscreen/vision"
 )
@@ -36,9 +37,9 @@ type labelledSetJSON struct {
 }
 
 // readFieldLabels reads DIR/labels.csv (file,label; file relative to DIR,
-// sub-folders allowed) with cell-sanity's reader.
+// sub-folders allowed).
 func readFieldLabels(dir string) (files, labels []string, err error) {
-	set, err := readSanityLabels(dir, sanitySource{LabelCol: "label"})
+	set, err := vision.ReadNestedLabels(filepath.Join(dir, "labels.csv"), "label", dir, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,11 +80,19 @@ func (t *labelledTally) add(q vision.Quality, cells int) {
 	}
 }
 
+// median is vision.Percentile's median, 0 for no values (JSON has no NaN).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return vision.Percentile(v, 0.5)
+}
+
 func (t *labelledTally) group(label string) labelledGroup {
 	return labelledGroup{Label: label, Fields: t.fields, Failed: t.failed, Refuse: t.refuse,
 		AnyFound: vision.Wilson(t.any, t.fields), AnyFoundAccepted: vision.Wilson(t.anyAccepted, t.accepted),
-		MedianCells: int(quantile(t.cells, 0.5)), WorkRadius: quantile(t.radius, 0.5),
-		Background: quantile(t.background, 0.5), Clipped: quantile(t.clipped, 0.5)}
+		MedianCells: int(median(t.cells)), WorkRadius: median(t.radius),
+		Background: median(t.background), Clipped: median(t.clipped)}
 }
 
 // evalLabelledSets runs the gate and FindCells on every field of each
@@ -152,16 +161,7 @@ func printLabelledSets(w io.Writer, sets []labelledSetJSON) {
 	for _, s := range sets {
 		for _, g := range s.Groups {
 			fmt.Fprintf(w, "%s %s (%d fields): any white cell found %v; gate refuses %s; accepted with a cell found %v; median cells %d, red-cell radius %.1f px, background %.0f, clipped %.2f\n",
-				boxSetName(s.Dir), g.Label, g.Fields, g.AnyFound, refusals(g.Refuse), g.AnyFoundAccepted, g.MedianCells, g.WorkRadius, g.Background, g.Clipped)
+				boxSetName(s.Dir), g.Label, g.Fields, g.AnyFound, countsList(g.Refuse, "none"), g.AnyFoundAccepted, g.MedianCells, g.WorkRadius, g.Background, g.Clipped)
 		}
 	}
-}
-
-// refusals lists refusal counts by reason, most first.
-func refusals(m map[string]int) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	c := cameraCell{reasons: m}
-	return c.reasonList()
 }

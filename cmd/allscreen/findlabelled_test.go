@@ -47,7 +47,7 @@ func TestLabelledTally(t *testing.T) {
 		g.Refuse["too-bright"] != 2 || g.WorkRadius != 10 {
 		t.Errorf("%+v", g)
 	}
-	if s := refusals(g.Refuse); !strings.Contains(s, "too-bright 2") {
+	if s := countsList(g.Refuse, "none"); !strings.Contains(s, "too-bright 2") {
 		t.Errorf("refusals %q", s)
 	}
 }

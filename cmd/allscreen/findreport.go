@@ -441,7 +441,7 @@ func (r fieldReport) markdown(w io.Writer) {
 		for _, s := range r.labelled {
 			for _, g := range s.Groups {
 				p("| `%s` | %s | %d | %s | %s | %s | %d | %.1f | %.0f, %.2f |\n", boxSetName(s.Dir), g.Label, g.Fields, pct(g.AnyFound),
-					refusals(g.Refuse), pct(g.AnyFoundAccepted), g.MedianCells, g.WorkRadius, g.Background, g.Clipped)
+					countsList(g.Refuse, "none"), pct(g.AnyFoundAccepted), g.MedianCells, g.WorkRadius, g.Background, g.Clipped)
 			}
 		}
 		p("\nA background above %.0f or more than %.0f%% of the pixels burnt out is refused as too bright: on a live camera\n", vision.DefaultQualityThresholds.MaxBackground, 100*vision.DefaultQualityThresholds.MaxClipped)
@@ -455,7 +455,7 @@ func (r fieldReport) labelledLines(w io.Writer) {
 	for _, s := range r.labelled {
 		g := s.Groups[len(s.Groups)-1]
 		fmt.Fprintf(w, "On `%s` (%d fields, every one taken of white cells, no boxes) FindCells finds a white cell in %s of the fields;\n"+
-			"the quality gate refuses %s (per stage: docs/fields.md).\n", boxSetName(s.Dir), g.Fields, pct(g.AnyFound), refusals(g.Refuse))
+			"the quality gate refuses %s (per stage: docs/fields.md).\n", boxSetName(s.Dir), g.Fields, pct(g.AnyFound), countsList(g.Refuse, "none"))
 	}
 }
 

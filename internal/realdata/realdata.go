@@ -26,6 +26,15 @@ func Find() (string, error) {
 	return check(filepath.Join(root, "..", "shared", "data"))
 }
 
+// Or returns dir when it is set (a command's --data flag), else Find's
+// folder.
+func Or(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	return Find()
+}
+
 func check(d string) (string, error) {
 	abs, err := filepath.Abs(d)
 	if err != nil {
