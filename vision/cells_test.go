@@ -55,6 +55,38 @@ func TestFindCellsSynthetic(t *testing.T) {
 	}
 }
 
+// TestFindCellsPaleNucleus: nuclei stained far paler than ALL-IDB1's
+// (stain index about 0.4 where ALL-IDB1's score 0.8..2.7: a pale stain,
+// or a camera's gamma) are still found, because the nucleus threshold is
+// set by the field's own most stained object; the red cells and the
+// cytoplasm stay below it, so the cells are not merged with them.
+func TestFindCellsPaleNucleus(t *testing.T) {
+	spec := smearSpec{W: 900, H: 700, RBCRadius: 16, Seed: 11,
+		WBCs:    []image.Point{{200, 200}, {650, 480}},
+		Nucleus: [3]float64{140, 90, 110}}
+	field := syntheticSmear(t, spec)
+	defer field.Close()
+	res, err := analyzeField(field, DefaultFindOptions.WorkSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.nucleusT >= nucleusStain {
+		t.Errorf("nucleus threshold %.2f, want it lowered below %.2f for a pale stain", res.nucleusT, nucleusStain)
+	}
+	cells, err := FindCells(field, DefaultFindOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cells) != 2 {
+		t.Fatalf("found %d cells, want 2: %v", len(cells), boxes(cells))
+	}
+	for i, c := range cells {
+		if side := max(c.Box.Dx(), c.Box.Dy()); side < 30 || side > 60 {
+			t.Errorf("cell %d: box %v, want a side near 40 (the whole cell, no red cells)", i, c.Box)
+		}
+	}
+}
+
 // TestFindCellsScaleFree: the same smear drawn at two magnifications gives
 // the same cells, because sizes are judged against the red cells.
 func TestFindCellsScaleFree(t *testing.T) {

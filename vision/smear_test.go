@@ -28,6 +28,7 @@ type smearSpec struct {
 	Lobed     []image.Point // neutrophil-like cells: four separate nucleus lobes in one cytoplasm
 	Platelets []image.Point
 	Seed      uint64
+	Nucleus   [3]float64 // the nuclei's colour (BGR); zero: smearNucleus
 }
 
 // syntheticSmear draws a field like a stained smear: red cells covering
@@ -69,16 +70,20 @@ func syntheticSmear(t testing.TB, s smearSpec) gocv.Mat {
 		disc(x, y, rr, smearRBC)
 		disc(x, y, 0.4*rr, smearPallor)
 	}
+	nucleus := s.Nucleus
+	if nucleus == [3]float64{} {
+		nucleus = smearNucleus
+	}
 	for _, c := range s.WBCs {
 		disc(float64(c.X), float64(c.Y), 1.25*r, smearCytoplasm)
-		disc(float64(c.X), float64(c.Y), 0.95*r, smearNucleus)
+		disc(float64(c.X), float64(c.Y), 0.95*r, nucleus)
 	}
 	for _, c := range s.Lobed {
 		x, y := float64(c.X), float64(c.Y)
 		disc(x, y, 1.55*r, smearCytoplasm)
 		for k := range 4 { // four lobes 0.2 R apart, together a red cell's area
 			a := 2 * math.Pi * float64(k) / 4
-			disc(x+0.85*r*math.Cos(a), y+0.85*r*math.Sin(a), 0.5*r, smearNucleus)
+			disc(x+0.85*r*math.Cos(a), y+0.85*r*math.Sin(a), 0.5*r, nucleus)
 		}
 	}
 	for _, c := range s.Platelets {
