@@ -10,8 +10,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
@@ -165,9 +167,11 @@ func (e *Error) Error() string {
 
 // Load reads path. A missing file is not an error (the defaults apply) when
 // optional is true: the packaged service always has one, a developer's
-// machine may not.
+// machine may not. Only a regular file is read, and at most MaxBytes+1 of
+// it: a FIFO, a device such as /dev/zero or a directory is refused at once,
+// without blocking or reading without end.
 func Load(path string, optional bool) (Config, []byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if errors.Is(err, os.ErrNotExist) && optional {
 		return Default(), nil, nil
 	}
@@ -178,12 +182,53 @@ func Load(path string, optional bool) (Config, []byte, error) {
 	return c, data, err
 }
 
+// readFile reads a configuration file: opened without blocking (a FIFO
+// with no writer would hang an ordinary open), its type checked on the
+// open descriptor (so a swap between a check and the open cannot pass a
+// FIFO), and read through a limit.
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("is a %s, not a regular file", fileKind(st.Mode()))}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
+
+// fileKind names a file mode's type for an error.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
+}
+
 // Parse decodes a configuration file's contents over the defaults and
 // validates the result. name is used in errors.
 func Parse(name string, data []byte) (Config, error) {
 	c := Default()
 	if len(data) > MaxBytes {
-		return Config{}, &Error{File: name, Msg: fmt.Sprintf("file is %d bytes; a configuration is at most %d", len(data), MaxBytes)}
+		return Config{}, &Error{File: name, Msg: fmt.Sprintf("file is over %d bytes; a configuration is a page of text", MaxBytes)}
 	}
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -106,6 +108,42 @@ func TestLoad(t *testing.T) {
 	c, raw, err := Load(p, false)
 	if err != nil || c.Daemon.LogLevel != "debug" || len(raw) == 0 {
 		t.Fatalf("Load: %v %+v", err, c.Daemon)
+	}
+}
+
+// TestLoadRefusesSpecialFiles: a FIFO (which would block an ordinary open
+// for ever), /dev/zero (endless) and a directory are refused at once with
+// words, and an oversized regular file is refused after reading only
+// MaxBytes+1 of it.
+func TestLoadRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.toml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.toml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# comment\n"), MaxBytes/5), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{fifo, "named pipe (FIFO), not a regular file"},
+		{"/dev/zero", "character device, not a regular file"},
+		{dir, "directory, not a regular file"},
+		{big, "a configuration is a page of text"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := Load(c.path, true)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Load(%s): %v, want an error saying %q", c.path, err, c.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Load(%s) still blocked after 10 s", c.path)
+		}
 	}
 }
 
