@@ -2,6 +2,7 @@ package vision
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"gocv.io/x/gocv"
 	"golang.org/x/image/bmp"
@@ -37,6 +39,30 @@ var pixelLimit = MaxPixels
 
 // ErrBadImage is wrapped by every error about an unusable image file.
 var ErrBadImage = errors.New("not a usable image")
+
+// ErrUnsupportedImage is wrapped (with ErrBadImage) by the error for a
+// well-formed file in a variant of its format this package does not read
+// (a TIFF compression, a BMP encoding): the file is not damaged, and the
+// person is told to save it another way rather than that it is broken.
+var ErrUnsupportedImage = errors.New("image variant not supported")
+
+// isUnsupported tells a decoder's "valid but not a variant I read" from
+// damage. x/image/bmp says ErrUnsupported also for a header whose pixel
+// data would start past the end of the file; that is damage.
+func isUnsupported(err error, data []byte) bool {
+	var te tiff.UnsupportedError
+	var pe png.UnsupportedError
+	var je jpeg.UnsupportedError
+	if errors.Is(err, bmp.ErrUnsupported) {
+		return len(data) >= 14 && int64(binary.LittleEndian.Uint32(data[10:14])) < int64(len(data))
+	}
+	return errors.As(err, &te) || errors.As(err, &pe) || errors.As(err, &je)
+}
+
+func unsupportedError(format string, err error) error {
+	return fmt.Errorf("%s file uses a variant this appliance does not read (%v); it is not damaged: save it as PNG or JPEG: %w (%w)",
+		format, err, ErrUnsupportedImage, ErrBadImage)
+}
 
 // LoadImage reads an image file into an 8-bit, 3-channel BGR Mat.
 // Grayscale images are expanded to three channels, 16-bit images are scaled
@@ -124,7 +150,9 @@ func DecodeImage(data []byte) (gocv.Mat, error) {
 	}
 	cfg, format, err := decodeConfig(data)
 	if err != nil {
-		if f := sniffFormat(data); f != "" {
+		if f := sniffFormat(data); f != "" && isUnsupported(err, data) {
+			return gocv.Mat{}, unsupportedError(f, err)
+		} else if f != "" {
 			return gocv.Mat{}, fmt.Errorf("%s file is truncated or damaged: its header cannot be read (%v): %w", f, err, ErrBadImage)
 		}
 		return gocv.Mat{}, fmt.Errorf("not a PNG, JPEG, BMP or TIFF image (%v): %w", err, ErrBadImage)
@@ -221,6 +249,9 @@ func decodeInGo(format string, data []byte) (m gocv.Mat, err error) {
 		img, err = tiff.Decode(bytes.NewReader(data))
 	default:
 		return gocv.Mat{}, fmt.Errorf("%s images are not accepted: %w", format, ErrBadImage)
+	}
+	if isUnsupported(err, data) {
+		return gocv.Mat{}, unsupportedError(strings.ToUpper(format), err)
 	}
 	if err != nil {
 		return gocv.Mat{}, fmt.Errorf("%s image is damaged and could not be decoded (%v): %w", format, err, ErrBadImage)

@@ -197,6 +197,17 @@ func TestDecodeImageRefuses(t *testing.T) {
 	jpegData := encodeJPEG(t, pat)
 	tiffData := encodeTIFF(t, pat)
 	bmpData := encodeBMP(t, pat)
+	// Valid files in variants the decoders do not read: a TIFF whose
+	// Compression tag (259) says JPEG (7), a BMP whose compression field
+	// says RLE8 (1).
+	oddTIFF := bytes.Clone(tiffData)
+	if i := bytes.Index(oddTIFF, []byte{0x03, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00}); i < 0 {
+		t.Fatal("no Compression tag in the encoded TIFF")
+	} else {
+		binary.LittleEndian.PutUint16(oddTIFF[i+8:], 7)
+	}
+	oddBMP := bytes.Clone(bmpData)
+	binary.LittleEndian.PutUint32(oddBMP[30:], 1)
 	bogusBMP := bytes.Clone(bmpData)
 	binary.LittleEndian.PutUint32(bogusBMP[10:], 1<<30) // pixel data offset far past the end
 	cases := []struct {
@@ -213,6 +224,8 @@ func TestDecodeImageRefuses(t *testing.T) {
 		{"tiff truncated", tiffData[:len(tiffData)/2], "truncated or damaged"},
 		{"bmp truncated", bmpData[:len(bmpData)/2], "damaged"},
 		{"bmp bogus offset", bogusBMP, "bmp"},
+		{"tiff jpeg-compressed", oddTIFF, "TIFF file uses a variant this appliance does not read"},
+		{"bmp rle8", oddBMP, "BMP file uses a variant this appliance does not read"},
 		{"1x1", encodePNG(t, image.NewNRGBA(image.Rect(0, 0, 1, 1))), "smaller than"},
 		{"40000x40000", pngHeaderOnly(40000, 40000), "larger than"},
 		{"20000x10", pngHeaderOnly(20000, 20), "larger than"},
@@ -227,6 +240,9 @@ func TestDecodeImageRefuses(t *testing.T) {
 			}
 			if !errors.Is(err, ErrBadImage) {
 				t.Errorf("error %q does not wrap ErrBadImage", err)
+			}
+			if odd := strings.Contains(c.msg, "variant"); errors.Is(err, ErrUnsupportedImage) != odd {
+				t.Errorf("error %q: wraps ErrUnsupportedImage %v, want %v", err, !odd, odd)
 			}
 			if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(c.msg)) {
 				t.Errorf("error %q does not say %q", err, c.msg)
