@@ -59,6 +59,7 @@ func runEval(argv []string) error {
 	}
 	var result any
 	var report model.Report
+	var failed []string
 	title := ""
 	if *experiment != "" {
 		e, err := model.ReadExperiment(*experiment)
@@ -87,7 +88,7 @@ func runEval(argv []string) error {
 		if err != nil {
 			return err
 		}
-		result, report, title = res, res.Report, res.MeasuredOn
+		result, report, title, failed = res, res.Report, res.MeasuredOn, res.Failed
 		if !*asJSON {
 			fmt.Printf("%s\n%s", res.MeasuredOn, res.Report.Text())
 			fmt.Printf("uncertain: %d of %d (%.1f%%); skipped (label not in the model): %d\n", res.Uncertain, res.N, 100*float64(res.Uncertain)/float64(max(1, res.N)), res.Skipped)
@@ -112,6 +113,15 @@ func runEval(argv []string) error {
 		if err := model.WriteConfusionPNG(report, title, *confusionPNG); err != nil {
 			return err
 		}
+	}
+	// Images that could not be read are not in any figure above: a
+	// measurement that silently left some out would look complete.
+	if len(failed) > 0 {
+		fmt.Fprintf(os.Stderr, "allscreen eval: %d image(s) could not be read or classified and are left out of the figures:\n", len(failed))
+		for _, f := range failed {
+			fmt.Fprintf(os.Stderr, "  %s\n", f)
+		}
+		return errSomeFailed
 	}
 	return nil
 }

@@ -133,4 +133,17 @@ func TestEvalJobsOnlyWithExperiment(t *testing.T) {
 	if code, _ := runCaptured(t, append(args, "--jobs", "2")...); code != 1 {
 		t.Fatalf("eval --model --jobs 2: exit %d, want 1", code)
 	}
+	// An unreadable image is named and makes the exit status 1, in text
+	// and in JSON mode; the readable ones are still measured.
+	bad := filepath.Join(dir, "normal", "cut-short.png")
+	if err := os.WriteFile(bad, []byte("\x89PNG\r\n\x1a\n not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range [][]string{nil, {"--json"}} {
+		a := append([]string{"eval", "--model", "../../model/shipped/detect.json", "--data", dir}, mode...)
+		code, _, out := runCapturedAll(t, a...)
+		if code != 1 || !bytes.Contains(out, []byte("cut-short.png")) || !bytes.Contains(out, []byte("1 image(s) could not be read")) {
+			t.Errorf("eval %v with an unreadable image: exit %d, want 1 and the file named on stderr\n%s", mode, code, out)
+		}
+	}
 }

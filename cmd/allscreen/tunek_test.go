@@ -78,25 +78,38 @@ func cellSet(t *testing.T, n int, labelCol string) string {
 // discarded, and returns the exit code and what was printed.
 func runCaptured(t *testing.T, args ...string) (int, []byte) {
 	t.Helper()
-	out, err := os.CreateTemp(t.TempDir(), "stdout")
+	code, out, _ := runCapturedAll(t, args...)
+	return code, out
+}
+
+// runCapturedAll runs the command line and returns its exit status, stdout
+// and stderr.
+func runCapturedAll(t *testing.T, args ...string) (int, []byte, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "stdout"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	errf, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer devnull.Close()
 	stdout, stderr := os.Stdout, os.Stderr
-	os.Stdout, os.Stderr = out, devnull
+	os.Stdout, os.Stderr = out, errf
 	code := run(args)
 	os.Stdout, os.Stderr = stdout, stderr
 	out.Close()
+	errf.Close()
 	b, err := os.ReadFile(out.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return code, b
+	e, err := os.ReadFile(errf.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, b, e
 }
 
 func setArgs(dir string) []string {
