@@ -60,6 +60,10 @@ func (s *Store) Export(ctx context.Context, parent string, withImages bool) (Exp
 	w := &exportWriter{dir: tmp, sums: map[string]string{}}
 	if withImages {
 		for _, ref := range snap.images() {
+			if !ref.valid() {
+				sum.MissingImages = append(sum.MissingImages, fmt.Sprintf("invalid reference %q", ref.SHA256+"."+ref.Format))
+				continue
+			}
 			err := w.copyFile(filepath.Join(s.dir, ref.relPath()), ref.relPath())
 			if errors.Is(err, fs.ErrNotExist) {
 				sum.MissingImages = append(sum.MissingImages, ref.relPath())
@@ -223,7 +227,7 @@ func (s *Store) snapshot(ctx context.Context) (*exportSnapshot, error) {
 	fieldByID := map[int64]*exportedField{}
 	rows, err := tx.QueryContext(ctx, `SELECT id, sample_id, number, captured_at, stored_at, width, height, image_sha256,
 		image_format, accepted, reject_reason, white_cells, blasts, uncertain, out_of_distribution,
-		model_sha256, config_sha256, software_version FROM fields ORDER BY sample_id, number`)
+		model_sha256, config_sha256, software_version, research FROM fields ORDER BY sample_id, number`)
 	if err != nil {
 		return nil, classify("export: read fields", err)
 	}
@@ -234,7 +238,7 @@ func (s *Store) snapshot(ctx context.Context) (*exportSnapshot, error) {
 		var reject sql.NullString
 		if err := rows.Scan(&f.ID, &sampleID, &f.Number, &captured, &stored, &f.Width, &f.Height, &f.ref.SHA256, &f.ref.Format,
 			&f.Accepted, &reject, &f.Tally.WhiteCells, &f.Tally.Blasts, &f.Tally.Uncertain, &f.Tally.OutOfDistribution,
-			&f.Provenance.ModelSHA256, &f.Provenance.ConfigSHA256, &f.Provenance.SoftwareVersion); err != nil {
+			&f.Provenance.ModelSHA256, &f.Provenance.ConfigSHA256, &f.Provenance.SoftwareVersion, &f.Provenance.Research); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -417,9 +421,9 @@ func (w *exportWriter) writeCSVs(snap *exportSnapshot) error {
 	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
 
 	samples := [][]string{{"code", "id", "opened_at", "closed_at", "fields", "accepted_fields", "white_cells", "blasts",
-		"uncertain", "out_of_distribution", "outcome", "verdict", "reasons", "model_sha256", "config_sha256", "software_version"}}
+		"uncertain", "out_of_distribution", "outcome", "verdict", "reasons", "model_sha256", "config_sha256", "software_version", "research"}}
 	fields := [][]string{{"sample_code", "field_id", "number", "captured_at", "stored_at", "width", "height", "accepted",
-		"reject_reason", "white_cells", "blasts", "uncertain", "out_of_distribution", "image"}}
+		"reject_reason", "white_cells", "blasts", "uncertain", "out_of_distribution", "image", "research"}}
 	cells := [][]string{{"sample_code", "field_number", "cell_number", "box_x", "box_y", "box_w", "box_h", "crop_x", "crop_y",
 		"crop_side", "area", "p_blast", "probs", "subtype", "subtype_prob", "uncertain", "out_of_distribution", "called_blast", "image"}}
 	for _, smp := range snap.Samples {
@@ -430,11 +434,11 @@ func (w *exportWriter) writeCSVs(snap *exportSnapshot) error {
 		t := smp.Tally
 		samples = append(samples, []string{smp.Code, strconv.FormatInt(smp.ID, 10), ts(smp.OpenedAt), closed, itoa(smp.Fields),
 			itoa(smp.AcceptedFields), itoa(t.WhiteCells), itoa(t.Blasts), itoa(t.Uncertain), itoa(t.OutOfDistribution),
-			string(smp.Outcome), smp.Verdict, strings.Join(smp.Reasons, "; "), smp.ModelSHA256, smp.ConfigSHA256, smp.SoftwareVersion})
+			string(smp.Outcome), smp.Verdict, strings.Join(smp.Reasons, "; "), smp.ModelSHA256, smp.ConfigSHA256, smp.SoftwareVersion, b(smp.Research)})
 		for _, f := range smp.Captures {
 			fields = append(fields, []string{smp.Code, strconv.FormatInt(f.ID, 10), itoa(f.Number), ts(f.CapturedAt), ts(f.StoredAt),
 				itoa(f.Width), itoa(f.Height), b(f.Accepted), f.RejectReason, itoa(f.Tally.WhiteCells), itoa(f.Tally.Blasts),
-				itoa(f.Tally.Uncertain), itoa(f.Tally.OutOfDistribution), f.Image})
+				itoa(f.Tally.Uncertain), itoa(f.Tally.OutOfDistribution), f.Image, b(f.Provenance.Research)})
 			for _, c := range f.Cells {
 				probs := make([]string, len(c.Probs))
 				for i, p := range c.Probs {
@@ -480,6 +484,16 @@ SHA256SUMS    check the copy with: sha256sum -c SHA256SUMS
 	}
 	if len(snap.MissingImages) > 0 {
 		fmt.Fprintf(&b, "\n%d images referenced by results were missing from the device; results.json lists them.\n", len(snap.MissingImages))
+	}
+	research := 0
+	for _, smp := range snap.Samples {
+		if smp.Research {
+			research++
+		}
+	}
+	if research > 0 {
+		fmt.Fprintf(&b, "\nRESEARCH: %d sample(s) were made in research mode, with screening settings outside the validated bounds\n"+
+			"(the research column is 1). Their verdicts are not results for a patient.\n", research)
 	}
 	b.WriteString("\nThis is a screening aid, not a diagnosis: every 'refer' and 'review' goes to a haematologist.\n")
 	return b.String()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -231,5 +232,61 @@ func TestExportToFullStick(t *testing.T) {
 	sum, err := w.Export(ctx, usb, false)
 	if err != nil || sum.Fields != 10 {
 		t.Errorf("export without images: %+v %v", sum, err)
+	}
+}
+
+// TestResearchModeInEveryRecord (issue 15 item 3): a sample made in
+// research mode says so in the store, in samples.csv and fields.csv, in
+// results.json and in the export's README; one made outside it does not.
+func TestResearchModeInEveryRecord(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	s := openTestStore(t, state)
+	for _, research := range []bool{false, true} {
+		prov := testProvenance
+		prov.Research = research
+		smp, err := s.CreateSample(ctx, prov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := testField(smp.ID, 2, 0, fmt.Sprint(research))
+		f.Provenance = prov
+		if _, err := s.SaveField(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.CloseSample(ctx, smp.ID, testRule); err != nil || c.Research != research {
+			t.Fatalf("closed sample: research %v (%v), want %v", c.Research, err, research)
+		}
+	}
+	list, err := s.Samples(ctx)
+	if err != nil || len(list) != 2 || list[0].Research || !list[1].Research {
+		t.Fatalf("samples: %+v %v", list, err)
+	}
+	sum, err := s.Export(ctx, t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"samples.csv", "fields.csv"} {
+		f, err := os.Open(filepath.Join(sum.Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("%s: %d rows, %v", name, len(rows), err)
+		}
+		col := slices.Index(rows[0], "research")
+		if col < 0 || rows[1][col] != "0" || rows[2][col] != "1" {
+			t.Errorf("%s: research column %d in %q", name, col, rows)
+		}
+	}
+	js, err := os.ReadFile(filepath.Join(sum.Dir, "results.json"))
+	if err != nil || !strings.Contains(string(js), `"research": true`) {
+		t.Errorf("results.json does not mark the research sample (%v)", err)
+	}
+	readme, err := os.ReadFile(filepath.Join(sum.Dir, "README.txt"))
+	if err != nil || !strings.Contains(string(readme), "RESEARCH: 1 sample(s)") {
+		t.Errorf("README: %s (%v)", readme, err)
 	}
 }

@@ -64,7 +64,27 @@ type imageRef struct {
 	Format string // file extension: "jpg" or "png"
 }
 
+// valid: a lowercase hex SHA-256 and a format the store writes. A row
+// damaged or edited by hand may hold anything; it must never become a
+// path outside images/ or a slice past a string's end.
+func (r imageRef) valid() bool {
+	if len(r.SHA256) != 2*sha256.Size || (r.Format != "jpg" && r.Format != "png") {
+		return false
+	}
+	for _, c := range r.SHA256 {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// relPath is where the image lives under the state directory; a
+// reference that is not valid names a file that never exists.
 func (r imageRef) relPath() string {
+	if !r.valid() {
+		return filepath.Join("images", "invalid-reference")
+	}
 	return filepath.Join("images", r.SHA256[:2], r.SHA256+"."+r.Format)
 }
 
@@ -146,6 +166,9 @@ func removeTempImages(root string) error {
 // checkImage verifies that a stored image exists and has the content its
 // name says.
 func checkImage(root string, ref imageRef) error {
+	if !ref.valid() {
+		return fmt.Errorf("image reference %q (%q) is not a stored image's SHA-256 and format", ref.SHA256, ref.Format)
+	}
 	data, err := os.ReadFile(filepath.Join(root, ref.relPath()))
 	if err != nil {
 		return err

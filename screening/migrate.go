@@ -84,6 +84,9 @@ CREATE TABLE events (
 	kind    TEXT NOT NULL,
 	message TEXT NOT NULL
 );`},
+	{3, "research mode: results made with settings outside the validated bounds", `
+ALTER TABLE samples ADD COLUMN research INTEGER NOT NULL DEFAULT 0 CHECK (research IN (0, 1));
+ALTER TABLE fields ADD COLUMN research INTEGER NOT NULL DEFAULT 0 CHECK (research IN (0, 1));`},
 }
 
 // SchemaVersion is the schema this software writes.

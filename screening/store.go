@@ -80,6 +80,9 @@ type Provenance struct {
 	ModelSHA256     string `json:"model_sha256"`
 	ConfigSHA256    string `json:"config_sha256"`
 	SoftwareVersion string `json:"software_version"`
+	// Research: made in research mode (config screening.research), with
+	// settings outside the validated bounds; not a result for a patient.
+	Research bool `json:"research"`
 }
 
 // Open opens (creating if needed) the store in dir for reading and writing,
@@ -337,8 +340,8 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 	}
 	smp := Sample{ID: seq.Int64 + 1, OpenedAt: now, Provenance: prov}
 	smp.Code = SampleCode(smp.ID)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version)
-		VALUES (?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research); err != nil {
 		return Sample{}, classify("start sample", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -352,9 +355,9 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 // ok is false when every sample is closed.
 func (s *Store) OpenSample(ctx context.Context) (smp Sample, t Tally, lastField int, ok bool, err error) {
 	var opened string
-	err = s.db.QueryRowContext(ctx, `SELECT id, code, opened_at, model_sha256, config_sha256, software_version
+	err = s.db.QueryRowContext(ctx, `SELECT id, code, opened_at, model_sha256, config_sha256, software_version, research
 		FROM samples WHERE closed_at IS NULL ORDER BY id DESC LIMIT 1`).
-		Scan(&smp.ID, &smp.Code, &opened, &smp.ModelSHA256, &smp.ConfigSHA256, &smp.SoftwareVersion)
+		Scan(&smp.ID, &smp.Code, &opened, &smp.ModelSHA256, &smp.ConfigSHA256, &smp.SoftwareVersion, &smp.Research)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Sample{}, Tally{}, 0, false, nil
 	}
@@ -474,11 +477,11 @@ func (s *Store) SaveField(ctx context.Context, f *FieldRecord) (StoredField, err
 	}
 	err = tx.QueryRowContext(ctx, `INSERT INTO fields (sample_id, number, captured_at, stored_at, width, height,
 		image_sha256, image_format, accepted, reject_reason, white_cells, blasts, uncertain, out_of_distribution,
-		model_sha256, config_sha256, software_version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		model_sha256, config_sha256, software_version, research)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		f.SampleID, out.Number, formatTime(f.CapturedAt), formatTime(now), f.Width, f.Height,
 		frame.SHA256, frame.Format, f.Accepted, reject, t.WhiteCells, t.Blasts, t.Uncertain, t.OutOfDistribution,
-		f.ModelSHA256, f.ConfigSHA256, f.SoftwareVersion).Scan(&out.ID)
+		f.ModelSHA256, f.ConfigSHA256, f.SoftwareVersion, f.Research).Scan(&out.ID)
 	if err != nil {
 		return StoredField{}, classify("save field", err)
 	}
@@ -539,9 +542,9 @@ func (s *Store) CloseSample(ctx context.Context, sampleID int64, rule Rule) (Clo
 	out := ClosedSample{ClosedAt: now, Rule: rule}
 	var opened string
 	var closed sql.NullString
-	err = tx.QueryRowContext(ctx, `SELECT id, code, opened_at, closed_at, model_sha256, config_sha256, software_version
+	err = tx.QueryRowContext(ctx, `SELECT id, code, opened_at, closed_at, model_sha256, config_sha256, software_version, research
 		FROM samples WHERE id = ?`, sampleID).
-		Scan(&out.ID, &out.Code, &opened, &closed, &out.ModelSHA256, &out.ConfigSHA256, &out.SoftwareVersion)
+		Scan(&out.ID, &out.Code, &opened, &closed, &out.ModelSHA256, &out.ConfigSHA256, &out.SoftwareVersion, &out.Research)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ClosedSample{}, fmt.Errorf("close sample %d: no such sample: %w", sampleID, ErrNoOpenSample)
 	}

@@ -70,12 +70,20 @@ func TestUpgradeFromVersion1KeepsResults(t *testing.T) {
 	if err := migrate(ctx, db, 1, clock.Now); err != nil {
 		t.Fatal(err)
 	}
-	v1 := &Store{dir: dir, db: db, files: osFileSystem{}, opt: Options{Clock: clock}.withDefaults()}
-	smp, err := v1.CreateSample(ctx, testProvenance)
+	// Rows written with version 1's own statements (today's add columns).
+	smp := Sample{ID: 1, Code: SampleCode(1)}
+	if _, err := db.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version)
+		VALUES (1, ?, ?, 'm', 'c', 'v1')`, smp.Code, formatTime(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	frame, err := writeImage(osFileSystem{}, dir, []byte("a field"), "jpg")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v1.SaveField(ctx, testField(smp.ID, 3, 1, "a")); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO fields (sample_id, number, captured_at, stored_at, width, height,
+		image_sha256, image_format, accepted, reject_reason, white_cells, blasts, uncertain, out_of_distribution,
+		model_sha256, config_sha256, software_version)
+		VALUES (1, 1, ?, ?, 640, 480, ?, 'jpg', 1, NULL, 3, 1, 0, 0, 'm', 'c', 'v1')`, formatTime(clock.Now()), formatTime(clock.Now()), frame.SHA256); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `SELECT count(*) FROM events`); err == nil {
@@ -98,11 +106,11 @@ func TestUpgradeFromVersion1KeepsResults(t *testing.T) {
 		applied = append(applied, v)
 	}
 	rows.Close()
-	if fmt.Sprint(applied) != "[1 2]" {
-		t.Errorf("applied versions %v, want [1 2]", applied)
+	if fmt.Sprint(applied) != "[1 2 3]" {
+		t.Errorf("applied versions %v, want [1 2 3]", applied)
 	}
 	list, err := s.Samples(ctx)
-	if err != nil || len(list) != 1 || list[0].Code != smp.Code || list[0].Tally.WhiteCells != 3 || list[0].Tally.Blasts != 1 {
+	if err != nil || len(list) != 1 || list[0].Code != smp.Code || list[0].Tally.WhiteCells != 3 || list[0].Tally.Blasts != 1 || list[0].Research {
 		t.Fatalf("after upgrade: %+v, %v", list, err)
 	}
 	if ev, err := s.Events(ctx); err != nil || len(ev) != 0 {
@@ -318,4 +326,37 @@ func countRows(t *testing.T, db *sql.DB) string {
 	db.QueryRow(`SELECT count(*) FROM fields`).Scan(&f)
 	db.QueryRow(`SELECT count(*) FROM cells`).Scan(&c)
 	return fmt.Sprintf("samples=%d fields=%d cells=%d", s, f, c)
+}
+
+// TestMalformedImageReference: a row whose image hash was damaged or
+// edited (too short, or a path) makes Verify say so and export list it as
+// missing; neither panics nor reaches outside images/ (a short hash once
+// panicked Verify with a slice out of range).
+func TestMalformedImageReference(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTestStore(t, dir)
+	smp, err := s.CreateSample(ctx, testProvenance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range []string{"x", "../../../../etc/passwd-0000000000000000000000000000000000000000000"} {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO fields (sample_id, number, captured_at, stored_at, width, height,
+			image_sha256, image_format, accepted, reject_reason, white_cells, blasts, uncertain, out_of_distribution,
+			model_sha256, config_sha256, software_version)
+			VALUES (?, ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 640, 480, ?, 'jpg', 1, NULL, 0, 0, 0, 0, 'm', 'c', 'v')`,
+			smp.ID, i+1, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Verify(ctx); err == nil || !strings.Contains(err.Error(), "is not a stored image's SHA-256") {
+		t.Errorf("Verify: %v, want it to name the malformed reference", err)
+	}
+	sum, err := s.Export(ctx, t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.MissingImages) != 2 || !strings.Contains(sum.MissingImages[0]+sum.MissingImages[1], "invalid reference") {
+		t.Errorf("export's missing images: %q, want both invalid references", sum.MissingImages)
+	}
 }

@@ -63,8 +63,12 @@ func listResults(ctx context.Context, out, notes io.Writer, state string, asJSON
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SAMPLE\tOPENED\tFIELDS\tWHITE CELLS\tBLASTS\tUNSURE\tVERDICT")
 	for _, s := range samples {
+		verdict := s.Verdict
+		if s.Research {
+			verdict = "RESEARCH: " + verdict
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%d\t%s\n", s.Code, s.OpenedAt.Local().Format(time.DateTime),
-			s.AcceptedFields, s.Fields, s.Tally.WhiteCells, s.Tally.Blasts, s.Tally.Uncertain, s.Verdict)
+			s.AcceptedFields, s.Fields, s.Tally.WhiteCells, s.Tally.Blasts, s.Tally.Uncertain, verdict)
 	}
 	return tw.Flush()
 }

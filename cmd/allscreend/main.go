@@ -115,6 +115,9 @@ func run(args []string) int {
 	}
 	log := newLogger(cfg.Daemon.LogLevel)
 	log.Info("starting", "version", version, "config", f.config, "config_sha256", cfg.SHA256()[:12], "sim", f.sim)
+	if cfg.Screening.Research {
+		log.Warn("research mode (screening.research = true): screening settings may be outside the validated bounds; every result is marked RESEARCH and is not for a patient")
+	}
 	if !mallocTuned {
 		log.Warn("could not set malloc's mmap threshold and arenas: resident memory will be higher")
 	}
@@ -150,6 +153,7 @@ func run(args []string) int {
 			return notifier.Notify(state)
 		}),
 		Log: log, Retry: retry.C, Watchdog: watchdog,
+		Research: cfg.Screening.Research,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)

@@ -290,7 +290,7 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			Analyzer: &screening.Analyzer{Gate: qualityGate, Find: vision.DefaultFindOptions, Classifier: net},
 			Rule:     rule,
 			Provenance: screening.Provenance{ModelSHA256: net.Manifest().ONNXSHA256, ConfigSHA256: cfg.SHA256(),
-				SoftwareVersion: version},
+				SoftwareVersion: version, Research: cfg.Screening.Research},
 			Logger: log,
 		})
 		if err != nil {

@@ -68,6 +68,10 @@ type Options struct {
 	// Shown, when set, is called with every screen after it is shown
 	// (the kill test and the logs use it).
 	Shown func(lines []string)
+	// Research: the screening settings are outside the validated bounds
+	// (config screening.research). Every screen then starts with RESEARCH,
+	// and its last line gives way on a small display.
+	Research bool
 }
 
 // Appliance runs the technician's flow.
@@ -353,6 +357,9 @@ func (a *Appliance) closeSample(ctx context.Context) {
 // logged once; the appliance goes on with its LEDs and retries the display
 // with every screen.
 func (a *Appliance) show(lines []string) {
+	if a.o.Research {
+		lines = append([]string{"RESEARCH"}, lines...)
+	}
 	err := a.o.Display.Show(lines)
 	switch {
 	case err != nil && !a.dispDown:

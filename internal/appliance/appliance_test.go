@@ -162,19 +162,20 @@ func (n *fakeNotifier) Notify(s string) error { n.ev.add("notify %s", s); return
 
 // rig is an appliance on fakes, running in a goroutine.
 type rig struct {
-	t       *testing.T
-	ev      *events
-	cam     *fakeCamera
-	disp    *fakeDisplay
-	scr     *fakeScreener
-	presses chan device.Press
-	retry   chan time.Time
-	shown   chan string
-	cancel  context.CancelFunc
-	done    chan error
-	camErr  error
-	connErr error
-	mu      sync.Mutex
+	t        *testing.T
+	ev       *events
+	cam      *fakeCamera
+	disp     *fakeDisplay
+	scr      *fakeScreener
+	presses  chan device.Press
+	retry    chan time.Time
+	shown    chan string
+	cancel   context.CancelFunc
+	done     chan error
+	camErr   error
+	connErr  error
+	research bool
+	mu       sync.Mutex
 }
 
 func newRig(t *testing.T, setup func(r *rig)) *rig {
@@ -201,8 +202,9 @@ func newRig(t *testing.T, setup func(r *rig)) *rig {
 			defer r.mu.Unlock()
 			return r.camErr
 		}}},
-		Retry: r.retry,
-		Shown: func(l []string) { r.shown <- strings.Join(l, " / ") },
+		Retry:    r.retry,
+		Shown:    func(l []string) { r.shown <- strings.Join(l, " / ") },
+		Research: r.research,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +262,32 @@ func TestPowerOnReady(t *testing.T) {
 	}
 	if r.index("light starting") > r.index("light ready") || r.index("light ready") < 0 {
 		t.Errorf("lights: %q", r.ev.all())
+	}
+}
+
+// TestResearchModeOnEveryScreen (issue 15 item 3): with settings outside
+// the validated bounds every screen, from READY to the verdict, starts
+// with RESEARCH.
+func TestResearchModeOnEveryScreen(t *testing.T) {
+	r := newRig(t, func(r *rig) { r.research = true; r.scr.outcome = screening.NoBlastsSeen })
+	var seen []string
+	wait := func(want string) {
+		t.Helper()
+		s := r.waitShown(want)
+		seen = append(seen, s)
+	}
+	wait("READY")
+	r.presses <- device.ShortPress
+	wait("Field 1")
+	r.presses <- device.LongPress
+	wait("NO BLASTS SEEN")
+	for _, s := range seen {
+		if !strings.HasPrefix(s, "RESEARCH / ") {
+			t.Errorf("screen %q does not start with RESEARCH", s)
+		}
+	}
+	if !r.has("show RESEARCH / READY") {
+		t.Errorf("the display was not given RESEARCH: %q", r.ev.all())
 	}
 }
 

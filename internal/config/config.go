@@ -112,12 +112,22 @@ type Storage struct {
 
 // Screening holds the verdict rule's configurable part (the per-cell
 // thresholds come from the model's manifest).
+//
+// Outside research mode each setting may only move a verdict towards
+// review or referral from the values the published figures were made
+// with (Default): at least 100 confident cells for NO BLASTS SEEN, no more
+// uncertain or unfamiliar cells tolerated, no harder referral. A research
+// mode allows any value in range, and then every screen and every stored
+// record says RESEARCH.
 type Screening struct {
 	MinWhiteCells                int     `toml:"min_white_cells"`
 	ReferAlpha                   float64 `toml:"refer_alpha"`
 	ReferBlasts                  int     `toml:"refer_blasts"`
 	MaxUncertainFraction         float64 `toml:"max_uncertain_fraction"`
 	MaxOutOfDistributionFraction float64 `toml:"max_out_of_distribution_fraction"`
+	// Research allows settings outside the validated bounds; its results
+	// are marked RESEARCH everywhere and are not for patients.
+	Research bool `toml:"research"`
 }
 
 // Daemon is the service's own behaviour.
@@ -380,6 +390,11 @@ func (c Config) Validate() error {
 	case !(s.MaxOutOfDistributionFraction >= 0 && s.MaxOutOfDistributionFraction <= 1):
 		return bad("screening.max_out_of_distribution_fraction", "%v must lie in 0..1", s.MaxOutOfDistributionFraction)
 	}
+	if !s.Research {
+		if err := s.validated(); err != nil {
+			return err
+		}
+	}
 	if c.Daemon.Retry.Duration < 100*time.Millisecond {
 		return bad("daemon.retry", "%v is shorter than 100ms", c.Daemon.Retry)
 	}
@@ -387,6 +402,30 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("daemon.log_level", "%q is not one of debug, info, warn, error", c.Daemon.LogLevel)
+	}
+	return nil
+}
+
+// validated refuses a setting that makes a verdict less safe than the
+// defaults the published figures were made with.
+func (s Screening) validated() error {
+	v := Default().Screening
+	unsafe := func(key, format string, a ...any) error {
+		return &Error{Key: key, Msg: fmt.Sprintf(format, a...) +
+			"; outside research mode a setting may only make a verdict more cautious (set screening.research = true for research use: every result is then marked RESEARCH)"}
+	}
+	switch {
+	case s.MinWhiteCells < v.MinWhiteCells:
+		return unsafe("screening.min_white_cells", "%d is below the %d confident cells NO BLASTS SEEN needs (none in %d bounds the blast share under 3%%)",
+			s.MinWhiteCells, v.MinWhiteCells, v.MinWhiteCells)
+	case s.ReferAlpha < v.ReferAlpha:
+		return unsafe("screening.refer_alpha", "%v is below the validated %v: blasts would be explained away as the model's errors more often", s.ReferAlpha, v.ReferAlpha)
+	case s.ReferBlasts > v.ReferBlasts:
+		return unsafe("screening.refer_blasts", "%d is above the validated %d: more blasts would be needed to refer", s.ReferBlasts, v.ReferBlasts)
+	case s.MaxUncertainFraction > v.MaxUncertainFraction:
+		return unsafe("screening.max_uncertain_fraction", "%v is above the validated %v", s.MaxUncertainFraction, v.MaxUncertainFraction)
+	case s.MaxOutOfDistributionFraction > v.MaxOutOfDistributionFraction:
+		return unsafe("screening.max_out_of_distribution_fraction", "%v is above the validated %v", s.MaxOutOfDistributionFraction, v.MaxOutOfDistributionFraction)
 	}
 	return nil
 }

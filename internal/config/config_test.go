@@ -87,6 +87,43 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 	}
 }
 
+// TestScreeningBounds (issue 15 item 3): outside research mode a screening
+// setting that would make NO BLASTS SEEN easier to reach, or a referral
+// harder, is refused with file, line and key; a more cautious one is
+// accepted; research mode accepts any value in range and says so.
+func TestScreeningBounds(t *testing.T) {
+	unsafe := []struct{ doc, key string }{
+		{"[screening]\nmin_white_cells = 1\nmax_uncertain_fraction = 1.0\n", "screening.min_white_cells"},
+		{"[screening]\n\nmin_white_cells = 99\n", "screening.min_white_cells"},
+		{"[screening]\nrefer_alpha = 0.001\n", "screening.refer_alpha"},
+		{"[screening]\nrefer_blasts = 5\n", "screening.refer_blasts"},
+		{"[screening]\nmax_uncertain_fraction = 1.0\n", "screening.max_uncertain_fraction"},
+		{"[screening]\nmax_out_of_distribution_fraction = 0.5\n", "screening.max_out_of_distribution_fraction"},
+	}
+	for _, c := range unsafe {
+		_, err := Parse("allscreen.toml", []byte(c.doc))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != c.key || ce.Line != strings.Count(c.doc[:strings.Index(c.doc, c.key[len("screening."):])], "\n")+1 {
+			t.Errorf("%q: err %v, want a config.Error at key %s and its line", c.doc, err, c.key)
+			continue
+		}
+		if !strings.Contains(err.Error(), "research") {
+			t.Errorf("%q: %q does not say how research use is allowed", c.doc, err)
+		}
+		c, err := Parse("allscreen.toml", []byte(c.doc+"research = true\n"))
+		if err != nil || !c.Screening.Research {
+			t.Errorf("research mode: %v (research %v)", err, c.Screening.Research)
+		}
+	}
+	cautious := "[screening]\nmin_white_cells = 200\nrefer_alpha = 0.05\nrefer_blasts = 1\nmax_uncertain_fraction = 0.1\nmax_out_of_distribution_fraction = 0.05\n"
+	if c, err := Parse("allscreen.toml", []byte(cautious)); err != nil || c.Screening.Research {
+		t.Errorf("more cautious settings: %v", err)
+	}
+	if _, err := Parse("allscreen.toml", []byte("[screening]\nresearch = true\nrefer_alpha = 1.5\n")); err == nil {
+		t.Error("research mode accepted a value out of range")
+	}
+}
+
 func TestSyntaxErrorHasLine(t *testing.T) {
 	_, err := Parse("a.toml", []byte("[camera]\nwidth = \n"))
 	var ce *Error
