@@ -182,6 +182,20 @@ func (s *Screener) AddField(ctx context.Context, frame gocv.Mat, capturedAt time
 // CloseSample decides and commits the open sample's verdict; the next field
 // starts a new sample. It runs to its end whatever ctx says once started.
 func (s *Screener) CloseSample(ctx context.Context) (ClosedSample, error) {
+	return s.close(ctx, "")
+}
+
+// CloseIncomplete closes the open sample before it was finished, for the
+// reason why (DecideIncomplete): found open at power-on and closed by the
+// technician, or open longer than the appliance allows.
+func (s *Screener) CloseIncomplete(ctx context.Context, why string) (ClosedSample, error) {
+	if why == "" {
+		return ClosedSample{}, errors.New("close incomplete: no reason given")
+	}
+	return s.close(ctx, why)
+}
+
+func (s *Screener) close(ctx context.Context, incomplete string) (ClosedSample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.current == nil {
@@ -190,7 +204,7 @@ func (s *Screener) CloseSample(ctx context.Context) (ClosedSample, error) {
 	if err := ctx.Err(); err != nil {
 		return ClosedSample{}, err
 	}
-	closed, err := s.store.CloseSample(context.WithoutCancel(ctx), s.current.ID, s.rule)
+	closed, err := s.store.closeSample(context.WithoutCancel(ctx), s.current.ID, s.rule, incomplete)
 	if err != nil {
 		return ClosedSample{}, err
 	}

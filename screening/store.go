@@ -525,6 +525,19 @@ type ClosedSample struct {
 // and commits it, in one transaction: the verdict always matches the fields
 // it was computed from.
 func (s *Store) CloseSample(ctx context.Context, sampleID int64, rule Rule) (ClosedSample, error) {
+	return s.closeSample(ctx, sampleID, rule, "")
+}
+
+// CloseIncomplete closes an open sample as CloseSample does, with the
+// verdict DecideIncomplete gives for the reason why.
+func (s *Store) CloseIncomplete(ctx context.Context, sampleID int64, rule Rule, why string) (ClosedSample, error) {
+	if why == "" {
+		return ClosedSample{}, errors.New("close incomplete: no reason given")
+	}
+	return s.closeSample(ctx, sampleID, rule, why)
+}
+
+func (s *Store) closeSample(ctx context.Context, sampleID int64, rule Rule, incomplete string) (ClosedSample, error) {
 	if err := s.writable(); err != nil {
 		return ClosedSample{}, err
 	}
@@ -561,7 +574,11 @@ func (s *Store) CloseSample(ctx context.Context, sampleID int64, rule Rule) (Clo
 	if err != nil {
 		return ClosedSample{}, classify("close sample", err)
 	}
-	out.Verdict = Decide(t, rule)
+	if incomplete != "" {
+		out.Verdict = DecideIncomplete(t, rule, incomplete)
+	} else {
+		out.Verdict = Decide(t, rule)
+	}
 	reasons, _ := json.Marshal(out.Verdict.Reasons)
 	ruleJSON, _ := json.Marshal(rule)
 	if _, err := tx.ExecContext(ctx, `UPDATE samples SET closed_at = ?, verdict = ?, verdict_text = ?, verdict_reasons = ?,

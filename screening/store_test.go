@@ -360,3 +360,29 @@ func TestMalformedImageReference(t *testing.T) {
 		t.Errorf("export's missing images: %q, want both invalid references", sum.MissingImages)
 	}
 }
+
+// TestCloseIncompleteIsStored: the incomplete verdict and its reason are
+// what the store keeps and lists.
+func TestCloseIncompleteIsStored(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	smp, err := s.CreateSample(ctx, testProvenance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveField(ctx, testField(smp.ID, 12, 0, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CloseIncomplete(ctx, smp.ID, testRule, ""); err == nil {
+		t.Error("closed incomplete without a reason")
+	}
+	c, err := s.CloseIncomplete(ctx, smp.ID, testRule, "closed by the technician at power-on")
+	if err != nil || c.Verdict.Outcome != Inconclusive || !c.Verdict.Incomplete {
+		t.Fatalf("close incomplete: %+v %v", c.Verdict, err)
+	}
+	list, err := s.Samples(ctx)
+	if err != nil || len(list) != 1 || list[0].Verdict != "INCOMPLETE - REVIEW" || list[0].Outcome != Inconclusive ||
+		!strings.Contains(strings.Join(list[0].Reasons, ";"), "incomplete: closed by the technician at power-on") {
+		t.Fatalf("stored: %+v %v", list, err)
+	}
+}

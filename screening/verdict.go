@@ -135,14 +135,20 @@ type Verdict struct {
 	// (always set for Inconclusive).
 	Reasons []string `json:"reasons"`
 	Tally   Tally    `json:"tally"`
+	// Incomplete: the sample was closed before the technician finished it
+	// (found open at power-on and closed, or open too long); see
+	// DecideIncomplete.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // Headline is the verdict as the display shows it.
 func (v Verdict) Headline() string {
-	switch v.Outcome {
-	case Refer:
+	switch {
+	case v.Outcome == Refer:
 		return "ALL SUSPECTED - REFER"
-	case NoBlastsSeen:
+	case v.Incomplete:
+		return "INCOMPLETE - REVIEW"
+	case v.Outcome == NoBlastsSeen:
 		return fmt.Sprintf("NO BLASTS SEEN in %d white cells", v.Tally.Confident())
 	default:
 		return "INCONCLUSIVE - REVIEW"
@@ -195,6 +201,21 @@ func Decide(t Tally, r Rule) Verdict {
 	}
 	v.Outcome = NoBlastsSeen
 	v.Reasons = []string{fmt.Sprintf("no blast among %d confidently classified white cells", conf)}
+	return v
+}
+
+// DecideIncomplete is the verdict of a sample closed before the technician
+// finished it, for the reason why. Its fields are still judged by Decide: a
+// referral stands (a missed leukaemia costs more than a referral, and the
+// fields are all this slide's), and anything else becomes INCOMPLETE -
+// REVIEW, never NO BLASTS SEEN: nobody said the slide was done.
+func DecideIncomplete(t Tally, r Rule, why string) Verdict {
+	v := Decide(t, r)
+	v.Incomplete = true
+	v.Reasons = append([]string{"incomplete: " + why}, v.Reasons...)
+	if v.Outcome != Refer {
+		v.Outcome = Inconclusive
+	}
 	return v
 }
 

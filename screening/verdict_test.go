@@ -165,3 +165,23 @@ func TestRuleFor(t *testing.T) {
 		t.Error("min_white_cells 0 accepted")
 	}
 }
+
+// TestDecideIncomplete: a sample closed before it was finished never says
+// NO BLASTS SEEN, however many cells it holds, and a referral stands.
+func TestDecideIncomplete(t *testing.T) {
+	r := Rule{BlastThreshold: 0.5, CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 3, MinWhiteCells: 100,
+		MaxUncertainFraction: 0.2, MaxOutOfDistributionFraction: 0.1}
+	clean := Tally{Fields: 20, WhiteCells: 300}
+	if Decide(clean, r).Outcome != NoBlastsSeen {
+		t.Fatal("the complete sample should be no blasts seen; the test tests nothing")
+	}
+	v := DecideIncomplete(clean, r, "found open at power-on")
+	if v.Outcome != Inconclusive || !v.Incomplete || v.Headline() != "INCOMPLETE - REVIEW" ||
+		v.Reasons[0] != "incomplete: found open at power-on" {
+		t.Errorf("incomplete clean sample: %+v, %q", v, v.Headline())
+	}
+	blasts := Tally{Fields: 20, WhiteCells: 300, Blasts: 40}
+	if v := DecideIncomplete(blasts, r, "open too long"); v.Outcome != Refer || v.Headline() != "ALL SUSPECTED - REFER" || !v.Incomplete {
+		t.Errorf("incomplete sample with blasts: %+v", v)
+	}
+}

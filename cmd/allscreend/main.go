@@ -154,6 +154,7 @@ func run(args []string) int {
 		}),
 		Log: log, Retry: retry.C, Watchdog: watchdog,
 		Research: cfg.Screening.Research,
+		MaxOpen:  cfg.Screening.MaxOpen.Duration,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)

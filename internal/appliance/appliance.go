@@ -19,9 +19,15 @@ import (
 // commits before it returns a result.
 type Screener interface {
 	Current() (screening.Sample, screening.Tally, bool)
+	// Resumed: the open sample was found open when the session started
+	// (a power cut or restart interrupted it).
+	Resumed() bool
 	StartSample(ctx context.Context) (screening.Sample, error)
 	AddField(ctx context.Context, frame gocv.Mat, capturedAt time.Time) (screening.FieldResult, error)
 	CloseSample(ctx context.Context) (screening.ClosedSample, error)
+	// CloseIncomplete closes the open sample before it was finished
+	// (screening.DecideIncomplete).
+	CloseIncomplete(ctx context.Context, why string) (screening.ClosedSample, error)
 }
 
 // Notifier tells the service manager how the daemon is: "READY=1",
@@ -68,6 +74,10 @@ type Options struct {
 	// Shown, when set, is called with every screen after it is shown
 	// (the kill test and the logs use it).
 	Shown func(lines []string)
+	// MaxOpen: a sample open longer than this is closed as INCOMPLETE at
+	// the next press or at power-on (a slide left on the stage, the next
+	// patient's slide put under it); 0: no limit.
+	MaxOpen time.Duration
 	// Research: the screening settings are outside the validated bounds
 	// (config screening.research). Every screen then starts with RESEARCH,
 	// and its last line gives way on a small display.
@@ -82,6 +92,11 @@ type Appliance struct {
 	advice   map[string]string
 	dispDown bool
 	lightErr bool
+	// asked: the session's resumed sample has been put to the technician;
+	// confirm: waiting for the answer (a press continues it, a long press
+	// closes it as INCOMPLETE). Fields never silently join a sample found
+	// open at power-on: it may be the previous patient's.
+	asked, confirm bool
 }
 
 // New checks the wiring.
@@ -116,7 +131,7 @@ func (a *Appliance) Run(ctx context.Context, presses <-chan device.Press) error 
 	a.show(screenStarting())
 	a.selfTest(ctx)
 	a.notify("READY=1")
-	a.showState()
+	a.settle(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -131,7 +146,7 @@ func (a *Appliance) Run(ctx context.Context, presses <-chan device.Press) error 
 				was := a.statusLine()
 				a.selfTest(ctx)
 				if a.statusLine() != was {
-					a.showState()
+					a.settle(ctx)
 				}
 			}
 		case p := <-presses:
@@ -241,11 +256,51 @@ func (a *Appliance) showState() {
 	}
 	a.light(device.LightReady)
 	smp, t, ok := a.scr.Current()
-	if ok {
+	if ok && a.confirm {
+		cols, rows := a.o.Display.Size()
+		a.show(screenResume(smp, cols, rows))
+	} else if ok {
 		a.show(screenIdle(&smp, t))
 	} else {
 		a.show(screenIdle(nil, t))
 	}
+}
+
+// settle shows the state the appliance is in, after first dealing with
+// an open sample that is too old or was found open at power-on.
+func (a *Appliance) settle(ctx context.Context) {
+	if a.Ready() && a.guardOpenSample(ctx) {
+		return
+	}
+	a.showState()
+}
+
+// guardOpenSample closes an open sample older than MaxOpen as INCOMPLETE
+// (showing its verdict), or marks a sample the session resumed as waiting
+// for the technician's answer (showing the question). It returns true when
+// it showed either: the press that led here is not the answer.
+func (a *Appliance) guardOpenSample(ctx context.Context) bool {
+	if a.scr == nil {
+		return false
+	}
+	smp, _, ok := a.scr.Current()
+	if !ok {
+		a.confirm = false
+		return false
+	}
+	if age := a.o.Clock.Now().Sub(smp.OpenedAt); a.o.MaxOpen > 0 && age > a.o.MaxOpen {
+		a.confirm = false
+		a.closeIncomplete(ctx, fmt.Sprintf("open for %s, more than the %s allowed: the slide may have changed",
+			age.Round(time.Minute), a.o.MaxOpen))
+		return true
+	}
+	if !a.asked && a.scr.Resumed() {
+		a.asked, a.confirm = true, true
+		a.o.Log.Warn("sample found open at power-on: asking the technician", "sample", smp.Code, "opened", smp.OpenedAt)
+		a.showState()
+		return true
+	}
+	return false
 }
 
 func (a *Appliance) press(ctx context.Context, p device.Press) {
@@ -253,10 +308,24 @@ func (a *Appliance) press(ctx context.Context, p device.Press) {
 		// A press is a person asking: try again now rather than at the
 		// next retry tick.
 		a.selfTest(ctx)
-		a.showState()
 		if !a.Ready() {
+			a.showState()
 			return
 		}
+	}
+	if a.guardOpenSample(ctx) {
+		return
+	}
+	if a.confirm {
+		a.confirm = false
+		if p == device.LongPress {
+			a.closeIncomplete(ctx, "found open at power-on and closed by the technician")
+			return
+		}
+		smp, _, _ := a.scr.Current()
+		a.o.Log.Info("technician continued the sample found open at power-on", "sample", smp.Code)
+		a.showState()
+		return
 	}
 	switch p {
 	case device.ShortPress:
@@ -337,6 +406,21 @@ func (a *Appliance) closeSample(ctx context.Context) {
 	}
 	a.light(device.LightWorking)
 	c, err := a.scr.CloseSample(ctx)
+	a.showVerdict(ctx, c, err)
+}
+
+// closeIncomplete closes the open sample as INCOMPLETE for the reason why.
+func (a *Appliance) closeIncomplete(ctx context.Context, why string) {
+	a.light(device.LightWorking)
+	c, err := a.scr.CloseIncomplete(ctx, why)
+	if err == nil {
+		a.o.Log.Warn("sample closed incomplete", "sample", c.Code, "why", why)
+	}
+	a.showVerdict(ctx, c, err)
+}
+
+// showVerdict shows a committed verdict, or why there is none.
+func (a *Appliance) showVerdict(ctx context.Context, c screening.ClosedSample, err error) {
 	if err != nil {
 		a.fieldFailed(ctx, "verdict", err)
 		return

@@ -93,6 +93,26 @@ type fakeScreener struct {
 	result  func() (accepted bool, reject string, wbc, blasts int, err error)
 	block   chan struct{} // when set, AddField waits on it or on ctx
 	outcome screening.Outcome
+	resumed bool
+}
+
+func (s *fakeScreener) Resumed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumed
+}
+
+func (s *fakeScreener) CloseIncomplete(ctx context.Context, why string) (screening.ClosedSample, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return screening.ClosedSample{}, screening.ErrNoOpenSample
+	}
+	c := screening.ClosedSample{Sample: *s.cur, Verdict: screening.Verdict{Outcome: screening.Inconclusive, Tally: s.tally,
+		Incomplete: true, Reasons: []string{"incomplete: " + why}}}
+	s.ev.add("commit incomplete %s: %s", c.Code, why)
+	s.cur, s.resumed = nil, false
+	return c, nil
 }
 
 func (s *fakeScreener) Current() (screening.Sample, screening.Tally, bool) {
@@ -113,7 +133,7 @@ func (s *fakeScreener) StartSample(ctx context.Context) (screening.Sample, error
 func (s *fakeScreener) start() screening.Sample {
 	if s.cur == nil {
 		s.n++
-		s.cur = &screening.Sample{ID: int64(s.n), Code: screening.SampleCode(int64(s.n))}
+		s.cur = &screening.Sample{ID: int64(s.n), Code: screening.SampleCode(int64(s.n)), OpenedAt: time.Now()}
 		s.tally, s.fields = screening.Tally{}, 0
 	}
 	return *s.cur
@@ -152,7 +172,7 @@ func (s *fakeScreener) CloseSample(ctx context.Context) (screening.ClosedSample,
 	}
 	c := screening.ClosedSample{Sample: *s.cur, Verdict: screening.Verdict{Outcome: s.outcome, Tally: s.tally}}
 	s.ev.add("commit verdict %s %s", c.Code, c.Verdict.Outcome)
-	s.cur = nil
+	s.cur, s.resumed = nil, false
 	return c, nil
 }
 
@@ -175,6 +195,7 @@ type rig struct {
 	camErr   error
 	connErr  error
 	research bool
+	maxOpen  time.Duration
 	mu       sync.Mutex
 }
 
@@ -205,6 +226,7 @@ func newRig(t *testing.T, setup func(r *rig)) *rig {
 		Retry:    r.retry,
 		Shown:    func(l []string) { r.shown <- strings.Join(l, " / ") },
 		Research: r.research,
+		MaxOpen:  r.maxOpen,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +310,65 @@ func TestResearchModeOnEveryScreen(t *testing.T) {
 	}
 	if !r.has("show RESEARCH / READY") {
 		t.Errorf("the display was not given RESEARCH: %q", r.ev.all())
+	}
+}
+
+// resumedRig is a rig whose session found sample 1 open at power-on, with
+// 3 fields in it, opened age ago.
+func resumedRig(t *testing.T, age, maxOpen time.Duration) *rig {
+	return newRig(t, func(r *rig) {
+		r.scr.n = 1
+		r.scr.cur = &screening.Sample{ID: 1, Code: screening.SampleCode(1), OpenedAt: time.Now().Add(-age)}
+		r.scr.tally, r.scr.fields, r.scr.resumed = screening.Tally{Fields: 3, WhiteCells: 21}, 3, true
+		r.maxOpen = maxOpen
+	})
+}
+
+// TestResumedSampleIsNeverSilentlyContinued (issue 15 item 1): a sample
+// found open at power-on is put to the technician; a long press closes it
+// as INCOMPLETE, and the next press starts a new sample with a new code.
+func TestResumedSampleIsNeverSilentlyContinued(t *testing.T) {
+	r := resumedRig(t, 10*time.Minute, 2*time.Hour)
+	code := screening.SampleCode(1)
+	r.waitShown("Sample " + code + " open / since ")
+	r.presses <- device.LongPress
+	r.waitShown(code + " REVIEW: / INCOMPLETE")
+	if !r.has("commit incomplete " + code + ": found open at power-on and closed by the technician") {
+		t.Errorf("events: %q", r.ev.all())
+	}
+	r.presses <- device.ShortPress
+	r.waitShown("Sample " + screening.SampleCode(2))
+	if r.has("commit field " + code + "/4") {
+		t.Errorf("a field joined the closed sample: %q", r.ev.all())
+	}
+}
+
+// TestResumedSampleContinuedOnAPress: a short press answers "continue";
+// that press takes no field, the next one adds field 4 to the same sample.
+func TestResumedSampleContinuedOnAPress(t *testing.T) {
+	r := resumedRig(t, 10*time.Minute, 2*time.Hour)
+	code := screening.SampleCode(1)
+	r.waitShown("Sample " + code + " open")
+	r.presses <- device.ShortPress
+	r.waitShown("Sample " + code + " / 3 fields, 21 WBC / Press: next field")
+	if r.has("commit field") {
+		t.Fatalf("the answering press took a field: %q", r.ev.all())
+	}
+	r.presses <- device.ShortPress
+	r.waitShown("Field 4")
+	if !r.has("commit field " + code + "/4") {
+		t.Errorf("events: %q", r.ev.all())
+	}
+}
+
+// TestStaleSampleClosedIncomplete: a sample open longer than MaxOpen is
+// closed as INCOMPLETE at power-on, without asking.
+func TestStaleSampleClosedIncomplete(t *testing.T) {
+	r := resumedRig(t, 3*time.Hour, 2*time.Hour)
+	code := screening.SampleCode(1)
+	r.waitShown(code + " REVIEW: / INCOMPLETE")
+	if !r.has("commit incomplete " + code + ": open for 3h0m0s, more than the 2h0m0s allowed") {
+		t.Errorf("events: %q", r.ev.all())
 	}
 }
 

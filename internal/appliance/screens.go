@@ -62,8 +62,21 @@ func screenField(r screening.FieldResult, cols, rows int) []string {
 	return append([]string{"Sample " + r.Sample.Code}, append(lines, fmt.Sprintf("%d fields, %d WBC", r.Running.Fields, r.Running.WhiteCells))...)
 }
 
+// screenResume asks about a sample found open at power-on: it may be the
+// previous patient's slide.
+func screenResume(smp screening.Sample, cols, rows int) []string {
+	since := smp.OpenedAt.Local().Format("15:04")
+	if narrow(cols, rows) {
+		return []string{smp.Code + " from " + since, "Tap:go Hold:end"}
+	}
+	return []string{"Sample " + smp.Code + " open", "since " + since + ":", "Press: continue it", "Hold: close it"}
+}
+
 func screenVerdict(c screening.ClosedSample) []string {
 	v := c.Verdict
+	if v.Incomplete && v.Outcome != screening.Refer {
+		return []string{c.Code + " REVIEW:", "INCOMPLETE", fmt.Sprintf("%d WBC,", v.Tally.WhiteCells), fmt.Sprintf("%d suspicious", v.Tally.Blasts)}
+	}
 	switch v.Outcome {
 	case screening.Refer:
 		return []string{c.Code + " REFER:", "ALL SUSPECTED", fmt.Sprintf("%d blasts in %d WBC", v.Tally.Blasts, v.Tally.Confident())}

@@ -3,6 +3,7 @@ package appliance
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"allscreen/device"
 	"allscreen/screening"
@@ -21,6 +22,8 @@ func TestScreensFitBothDisplays(t *testing.T) {
 		return screening.ClosedSample{Sample: screening.Sample{Code: code},
 			Verdict: screening.Verdict{Outcome: o, Tally: screening.Tally{WhiteCells: 212, Blasts: 9}}}
 	}
+	incomplete := verdict(screening.Inconclusive)
+	incomplete.Verdict.Incomplete = true
 	for _, size := range [][2]int{{16, 2}, {18, 4}} {
 		cols, rows := size[0], size[1]
 		cases := []struct {
@@ -37,9 +40,15 @@ func TestScreensFitBothDisplays(t *testing.T) {
 			{"review", screenVerdict(verdict(screening.Inconclusive)), []string{code + " REVIEW:", "INCONCLUSIVE"}},
 			{"working", screenWorking(code, 12), []string{code + " Field 12"}},
 			{"fault", screenFault("No camera: plug in microscope"), []string{"NOT READY", "No camera:"}},
+			{"resume", screenResume(screening.Sample{Code: code, OpenedAt: time.Date(2026, 12, 7, 23, 59, 0, 0, time.Local)}, cols, rows),
+				[]string{code, "23:59"}},
+			{"incomplete", screenVerdict(incomplete), []string{code + " REVIEW:", "INCOMPLETE"}},
 		}
 		if rows >= 4 {
 			cases[0].want = append(cases[0].want, "Sample "+code)
+			cases[8].want = append(cases[8].want, "Press: continue it", "Hold: close it")
+		} else {
+			cases[8].want = append(cases[8].want, "Tap:go Hold:end")
 		}
 		if got := strings.Join(device.Fit(screenField(empty, cols, rows), cols, rows), " "); strings.Contains(got, "reject") {
 			t.Errorf("%dx%d: a good field without white cells reads as rejected: %q", cols, rows, got)

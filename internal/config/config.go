@@ -128,6 +128,9 @@ type Screening struct {
 	// Research allows settings outside the validated bounds; its results
 	// are marked RESEARCH everywhere and are not for patients.
 	Research bool `toml:"research"`
+	// MaxOpen: a sample open longer than this is closed as INCOMPLETE
+	// (a slide left under the microscope, the next patient's put there).
+	MaxOpen Duration `toml:"max_open"`
 }
 
 // Daemon is the service's own behaviour.
@@ -149,7 +152,7 @@ func Default() Config {
 		Model:   Model{Manifest: "/usr/share/allscreen/model/detect.json"},
 		Storage: Storage{StateDir: "/var/lib/allscreen", MinFreeMB: 200},
 		Screening: Screening{MinWhiteCells: 100, ReferAlpha: 0.01, ReferBlasts: 2,
-			MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.10},
+			MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.10, MaxOpen: Duration{2 * time.Hour}},
 		Daemon: Daemon{Retry: Duration{5 * time.Second}, LogLevel: "info"},
 	}
 }
@@ -389,6 +392,9 @@ func (c Config) Validate() error {
 		return bad("screening.max_uncertain_fraction", "%v must lie in 0..1", s.MaxUncertainFraction)
 	case !(s.MaxOutOfDistributionFraction >= 0 && s.MaxOutOfDistributionFraction <= 1):
 		return bad("screening.max_out_of_distribution_fraction", "%v must lie in 0..1", s.MaxOutOfDistributionFraction)
+	}
+	if s.MaxOpen.Duration < 10*time.Minute || s.MaxOpen.Duration > 24*time.Hour {
+		return bad("screening.max_open", "%v is outside 10m..24h", s.MaxOpen)
 	}
 	if !s.Research {
 		if err := s.validated(); err != nil {
