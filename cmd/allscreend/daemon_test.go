@@ -157,6 +157,34 @@ func TestConfigErrorExits78(t *testing.T) {
 	}
 }
 
+// TestOneDaemonPerStateDir (issue 15 item 2): a second daemon on the
+// same state directory refuses to start, naming the first; once the first
+// is gone (killed: the kernel drops its lock) a new one starts.
+func TestOneDaemonPerStateDir(t *testing.T) {
+	state := t.TempDir()
+	args := simArgs(t, state)
+	first := startDaemon(t, nil, args...)
+	if !first.wait(t, "lights: ready") {
+		t.Fatalf("first daemon: %s", first.err.String())
+	}
+	cmd := exec.Command(daemonBinary(t), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	want := fmt.Sprintf("in use by allscreend pid %d", first.cmd.Process.Pid)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("second daemon: %v, stderr %q; want exit 1 saying %q", err, stderr.String(), want)
+	}
+	first.cmd.Process.Kill()
+	<-first.done
+	again := startDaemon(t, nil, args...)
+	if !again.wait(t, "lights: ready") {
+		t.Fatalf("after the first was killed: %s", again.err.String())
+	}
+	again.cmd.Process.Signal(syscall.SIGTERM)
+	<-again.done
+}
+
 func TestBadFlagValue(t *testing.T) {
 	cmd := exec.Command(daemonBinary(t), "--sim", "--config", "/nonexistent.toml", "--display", "vga")
 	var stderr bytes.Buffer

@@ -122,6 +122,14 @@ func run(args []string) int {
 		log.Warn("could not set malloc's mmap threshold and arenas: resident memory will be higher")
 	}
 
+	unlock, err := lockState(cfg.Storage.StateDir)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		fmt.Fprintln(os.Stderr, "allscreend:", err)
+		return 1
+	}
+	defer unlock()
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
