@@ -18,6 +18,11 @@ var (
 	// ErrStorageBusy: another program holds the results database locked
 	// for longer than the busy timeout. Nothing was stored; retry.
 	ErrStorageBusy = errors.New("Storage busy: another program is using the results database; close it and retry")
+	// ErrStorageFault: the results store cannot be written or read back
+	// (a read-only or failing card, a damaged or removed database). Nothing
+	// of the failed result was stored. Pressing again will not help: a
+	// person must look.
+	ErrStorageFault = errors.New("Storage fault: the results store cannot be written; call service")
 	// ErrSchemaTooNew: the database was written by a newer allscreen.
 	ErrSchemaTooNew = errors.New("results database is from a newer allscreen: update the software")
 	// ErrNoStore: there is no results database in the state directory.
@@ -42,16 +47,22 @@ func classify(what string, err error) error {
 		return nil
 	}
 	switch {
-	case errors.Is(err, ErrStorageFull), errors.Is(err, ErrStorageBusy):
+	case errors.Is(err, ErrStorageFull), errors.Is(err, ErrStorageBusy), errors.Is(err, ErrStorageFault):
 		return fmt.Errorf("%s: %w", what, err)
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return fmt.Errorf("%s: %w (%v)", what, ErrStorageFull, err)
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EIO), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%s: %w (%w)", what, ErrStorageFault, err)
 	}
 	switch sqliteCode(err) {
 	case sqlite3.SQLITE_FULL:
 		return fmt.Errorf("%s: %w (%v)", what, ErrStorageFull, err)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%s: %w (%v)", what, ErrStorageBusy, err)
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
+		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
+		// %w twice: the original stays visible to isCorrupt.
+		return fmt.Errorf("%s: %w (%w)", what, ErrStorageFault, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -366,3 +366,28 @@ func TestFullFilesystem(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// readOnlyFS fails every image write as a card remounted read-only does.
+type readOnlyFS struct{ osFileSystem }
+
+func (readOnlyFS) CreateTemp(dir, pattern string) (writableFile, error) {
+	return nil, &fs.PathError{Op: "open", Path: filepath.Join(dir, pattern), Err: syscall.EROFS}
+}
+
+// TestReadOnlyStorageIsAFault (issue 15 item 2): a card gone read-only
+// mid-session is ErrStorageFault ("call service"), not a retryable error,
+// and nothing of the field is stored.
+func TestReadOnlyStorageIsAFault(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	smp, _ := s.CreateSample(ctx, testProvenance)
+	s.files = readOnlyFS{}
+	_, err := s.SaveField(ctx, testField(smp.ID, 3, 0, "ro"))
+	if !errors.Is(err, ErrStorageFault) || errors.Is(err, ErrStorageBusy) || errors.Is(err, ErrStorageFull) ||
+		!errors.Is(err, syscall.EROFS) || !strings.Contains(err.Error(), "call service") {
+		t.Fatalf("got %v, want ErrStorageFault wrapping EROFS", err)
+	}
+	if got := countRows(t, s.db); got != "samples=1 fields=0 cells=0" {
+		t.Errorf("rows after a read-only card: %s", got)
+	}
+}

@@ -239,6 +239,8 @@ func adviceFor(c Check, err error) string {
 		return "Storage full: export results"
 	case errors.Is(err, screening.ErrStorageBusy):
 		return "Storage busy: retrying"
+	case errors.Is(err, screening.ErrStorageFault):
+		return "Storage fault: call service"
 	case errors.Is(err, device.ErrNoCamera):
 		return "No camera: plug in microscope"
 	case strings.Contains(err.Error(), "model unusable"):
@@ -392,6 +394,14 @@ func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
 	case errors.Is(err, screening.ErrStorageBusy):
 		a.light(device.LightFault)
 		a.show([]string{"Storage busy:", "press again"})
+	case errors.Is(err, screening.ErrStorageFault):
+		// Pressing again cannot help (a read-only or failing card, a
+		// damaged or removed database): NOT READY until a person has
+		// looked and the daemon was restarted or the storage check passes.
+		a.failed["storage"] = err
+		a.advice["storage"] = "Storage fault: call service"
+		a.notify("STATUS=Not ready: " + a.statusLine())
+		a.showState()
 	default:
 		a.light(device.LightFault)
 		a.show([]string{"Analysis failed:", "press again"})

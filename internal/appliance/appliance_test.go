@@ -555,6 +555,23 @@ func TestStorageFullThenFreed(t *testing.T) {
 	r.waitShown("Field 1: 5 WBC")
 }
 
+// TestStorageFaultSaysCallService (issue 15 item 2): a storage fault
+// mid-session (a read-only card, a damaged database) is NOT READY with
+// "call service", never "press again".
+func TestStorageFaultSaysCallService(t *testing.T) {
+	r := newRig(t, func(r *rig) {
+		r.scr.result = func() (bool, string, int, int, error) {
+			return false, "", 0, 0, fmt.Errorf("save field: %w (read-only file system)", screening.ErrStorageFault)
+		}
+	})
+	r.waitShown("READY")
+	r.presses <- device.ShortPress
+	r.waitShown("NOT READY / Storage fault: call service")
+	if r.has("press again") || r.has("commit") || !r.has("light fault") {
+		t.Errorf("events: %q", r.ev.all())
+	}
+}
+
 // TestStopMidAnalysis: SIGTERM (ctx cancelled) while a field is analysed:
 // the Screener abandons it, nothing is shown as a result, Run returns nil
 // after telling systemd it is stopping.
