@@ -391,3 +391,42 @@ func TestReadOnlyStorageIsAFault(t *testing.T) {
 		t.Errorf("rows after a read-only card: %s", got)
 	}
 }
+
+// TestDatabaseRemovedOrReplacedUnderTheStore (issue 15 item 2): results.db
+// deleted or replaced while the store is open. SQLite would go on writing
+// into the unlinked file, every result shown and stored nowhere; instead
+// every write, and the store's check, fail with ErrStorageFault.
+func TestDatabaseRemovedOrReplacedUnderTheStore(t *testing.T) {
+	for _, how := range []string{"removed", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			s := openTestStore(t, dir)
+			smp, err := s.CreateSample(ctx, testProvenance)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, DBName)
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if how == "replaced" {
+				if err := os.WriteFile(path, nil, 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.checkIdentity(); !errors.Is(err, ErrStorageFault) || !strings.Contains(err.Error(), how) {
+				t.Errorf("check: %v, want ErrStorageFault saying %s", err, how)
+			}
+			if _, err := s.SaveField(ctx, testField(smp.ID, 2, 0, "x")); !errors.Is(err, ErrStorageFault) {
+				t.Errorf("save field: %v, want ErrStorageFault", err)
+			}
+			if _, err := s.CloseSample(ctx, smp.ID, testRule); !errors.Is(err, ErrStorageFault) {
+				t.Errorf("close sample: %v, want ErrStorageFault", err)
+			}
+			if _, err := s.CreateSample(ctx, testProvenance); !errors.Is(err, ErrStorageFault) {
+				t.Errorf("create sample: %v, want ErrStorageFault", err)
+			}
+		})
+	}
+}

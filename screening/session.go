@@ -68,6 +68,10 @@ func NewScreener(ctx context.Context, store *Store, cfg ScreenerConfig) (*Screen
 	return s, nil
 }
 
+// Check reports a store that can no longer be written: its database file
+// removed or replaced under the running daemon (ErrStorageFault).
+func (s *Screener) Check() error { return s.store.checkIdentity() }
+
 // Resumed reports whether the session took over a sample left open.
 func (s *Screener) Resumed() bool {
 	s.mu.Lock()

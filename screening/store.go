@@ -60,6 +60,11 @@ type Store struct {
 	readOnly bool
 	recovery *Recovery
 	mu       sync.Mutex // serialises writes (and the image writes before them)
+	// ident is the database file as opened. A file deleted or replaced
+	// under a running daemon would take every later write into an unlinked
+	// inode, shown but stored nowhere; every write checks it first and
+	// after its commit (checkIdentity).
+	ident fs.FileInfo
 }
 
 // Recovery describes a damaged database that Open set aside.
@@ -121,6 +126,10 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 			db.Close()
 			return nil, classify("record the damaged database", err)
 		}
+	}
+	if s.ident, err = os.Stat(path); err != nil {
+		db.Close()
+		return nil, classify("open results database "+path, err)
 	}
 	return s, nil
 }
@@ -318,6 +327,25 @@ func (s *Store) writable() error {
 	if s.readOnly {
 		return errors.New("results store was opened read-only")
 	}
+	return s.checkIdentity()
+}
+
+// checkIdentity fails with ErrStorageFault when the database file at its
+// path is no longer the one this Store opened (deleted, replaced, moved).
+func (s *Store) checkIdentity() error {
+	if s.ident == nil {
+		return nil
+	}
+	path := filepath.Join(s.dir, DBName)
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s was removed while the daemon ran: %w", path, ErrStorageFault)
+	case err != nil:
+		return classify("check the results database", err)
+	case !os.SameFile(st, s.ident):
+		return fmt.Errorf("%s was replaced by another file while the daemon ran: %w", path, ErrStorageFault)
+	}
 	return nil
 }
 
@@ -346,6 +374,9 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 	}
 	if err := tx.Commit(); err != nil {
 		return Sample{}, classify("start sample", err)
+	}
+	if err := s.checkIdentity(); err != nil {
+		return Sample{}, fmt.Errorf("start sample: %w", err)
 	}
 	return smp, nil
 }
@@ -510,6 +541,9 @@ func (s *Store) SaveField(ctx context.Context, f *FieldRecord) (StoredField, err
 	if err := tx.Commit(); err != nil {
 		return StoredField{}, classify("save field", err)
 	}
+	if err := s.checkIdentity(); err != nil {
+		return StoredField{}, fmt.Errorf("save field: %w", err)
+	}
 	return out, nil
 }
 
@@ -589,6 +623,9 @@ func (s *Store) closeSample(ctx context.Context, sampleID int64, rule Rule, inco
 	}
 	if err := tx.Commit(); err != nil {
 		return ClosedSample{}, classify("close sample", err)
+	}
+	if err := s.checkIdentity(); err != nil {
+		return ClosedSample{}, fmt.Errorf("close sample: %w", err)
 	}
 	return out, nil
 }

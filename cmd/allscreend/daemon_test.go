@@ -185,6 +185,30 @@ func TestOneDaemonPerStateDir(t *testing.T) {
 	<-again.done
 }
 
+// TestDatabaseDeletedWhileRunning (issue 15 item 2): results.db removed
+// under the running daemon. The next press shows a storage fault, never a
+// field result that would be stored nowhere.
+func TestDatabaseDeletedWhileRunning(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, nil, simArgs(t, state)...)
+	defer func() { d.cmd.Process.Signal(syscall.SIGTERM); <-d.done }()
+	if !d.wait(t, "lights: ready") {
+		t.Fatalf("daemon: %s", d.err.String())
+	}
+	if err := os.Remove(filepath.Join(state, "results.db")); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGUSR1)
+	if !d.wait(t, `"Storage fault:`) {
+		t.Fatalf("no storage fault shown; panel:\n%s\nstderr:\n%s", strings.Join(d.output(), "\n"), d.err.String())
+	}
+	for _, l := range d.output() {
+		if shownField.MatchString(l) {
+			t.Errorf("a field result was shown with the database gone: %s", l)
+		}
+	}
+}
+
 func TestBadFlagValue(t *testing.T) {
 	cmd := exec.Command(daemonBinary(t), "--sim", "--config", "/nonexistent.toml", "--display", "vga")
 	var stderr bytes.Buffer

@@ -28,7 +28,13 @@ type Screener interface {
 	// CloseIncomplete closes the open sample before it was finished
 	// (screening.DecideIncomplete).
 	CloseIncomplete(ctx context.Context, why string) (screening.ClosedSample, error)
+	// Check reports a results store that can no longer be written (its
+	// database removed or replaced under the daemon): screening.ErrStorageFault.
+	Check() error
 }
+
+// storeCheck names the self-test item that connects the model and store.
+const storeCheck = "model and results store"
 
 // Notifier tells the service manager how the daemon is: "READY=1",
 // "STATUS=...", "WATCHDOG=1", "STOPPING=1" (sd_notify states).
@@ -160,9 +166,9 @@ func (a *Appliance) Run(ctx context.Context, presses <-chan device.Press) error 
 // failing) and records the failures.
 func (a *Appliance) selfTest(ctx context.Context) {
 	checks := append([]Check(nil), a.o.Checks...)
-	checks = append(checks, Check{Name: "model and results store", Advice: "Model or storage fault: see log", Run: func(ctx context.Context) error {
+	checks = append(checks, Check{Name: storeCheck, Advice: "Model or storage fault: see log", Run: func(ctx context.Context) error {
 		if a.scr != nil {
-			return nil
+			return a.scr.Check()
 		}
 		s, err := a.o.Connect(ctx)
 		if err != nil {
@@ -398,8 +404,8 @@ func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
 		// Pressing again cannot help (a read-only or failing card, a
 		// damaged or removed database): NOT READY until a person has
 		// looked and the daemon was restarted or the storage check passes.
-		a.failed["storage"] = err
-		a.advice["storage"] = "Storage fault: call service"
+		a.failed[storeCheck] = err
+		a.advice[storeCheck] = "Storage fault: call service"
 		a.notify("STATUS=Not ready: " + a.statusLine())
 		a.showState()
 	default:

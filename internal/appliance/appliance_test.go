@@ -94,6 +94,13 @@ type fakeScreener struct {
 	block   chan struct{} // when set, AddField waits on it or on ctx
 	outcome screening.Outcome
 	resumed bool
+	fault   error // Check's answer
+}
+
+func (s *fakeScreener) Check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault
 }
 
 func (s *fakeScreener) Resumed() bool {
@@ -569,6 +576,17 @@ func TestStorageFaultSaysCallService(t *testing.T) {
 	r.waitShown("NOT READY / Storage fault: call service")
 	if r.has("press again") || r.has("commit") || !r.has("light fault") {
 		t.Errorf("events: %q", r.ev.all())
+	}
+	// The store's own check still fails (its database was removed): a
+	// retry or a press keeps it NOT READY.
+	r.scr.mu.Lock()
+	r.scr.fault = fmt.Errorf("results.db was removed: %w", screening.ErrStorageFault)
+	r.scr.mu.Unlock()
+	r.retry <- time.Now()
+	r.presses <- device.ShortPress
+	r.waitShown("NOT READY / Storage fault: call service")
+	if r.has("show READY") && r.index("show READY") > r.index("Storage fault") {
+		t.Errorf("READY again with the fault still there: %q", r.ev.all())
 	}
 }
 
