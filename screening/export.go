@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -45,6 +46,11 @@ func (s *Store) Export(ctx context.Context, parent string, withImages bool) (Exp
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return ExportSummary{}, fmt.Errorf("export: %w", err)
 	}
+	unlock, err := lockExportTarget(parent)
+	if err != nil {
+		return ExportSummary{}, err
+	}
+	defer unlock()
 	name := "allscreen-export-" + snap.ExportedAt.UTC().Format("20060102T150405Z")
 	tmp, err := os.MkdirTemp(parent, "."+name+".partial-")
 	if err != nil {
@@ -64,9 +70,14 @@ func (s *Store) Export(ctx context.Context, parent string, withImages bool) (Exp
 				sum.MissingImages = append(sum.MissingImages, fmt.Sprintf("invalid reference %q", ref.SHA256+"."+ref.Format))
 				continue
 			}
-			err := w.copyFile(filepath.Join(s.dir, ref.relPath()), ref.relPath())
+			err := w.copyImage(filepath.Join(s.dir, ref.relPath()), ref)
 			if errors.Is(err, fs.ErrNotExist) {
 				sum.MissingImages = append(sum.MissingImages, ref.relPath())
+				continue
+			}
+			var bad badImageError
+			if errors.As(err, &bad) {
+				sum.MissingImages = append(sum.MissingImages, ref.relPath()+": "+bad.why)
 				continue
 			}
 			if err != nil {
@@ -366,12 +377,34 @@ func (w *exportWriter) writeFile(rel string, data []byte) error {
 	return w.finish(rel, f, h[:])
 }
 
-func (w *exportWriter) copyFile(src, rel string) error {
-	in, err := os.Open(src)
+// badImageError: a stored image that is there but must not be exported as
+// the result's image (not a regular file, or not the content its name
+// says).
+type badImageError struct{ why string }
+
+func (e badImageError) Error() string { return e.why }
+
+// copyImage copies a stored image into the export only if it is a regular
+// file (opened without following a symlink or blocking on a FIFO) whose
+// content has the SHA-256 its name says; otherwise nothing of it is left
+// in the export and badImageError says why.
+func (w *exportWriter) copyImage(src string, ref imageRef) error {
+	rel := ref.relPath()
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return badImageError{"a symbolic link, not the stored image: not exported"}
+	}
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return badImageError{"not a regular file: not exported"}
+	}
 	f, err := w.create(rel)
 	if err != nil {
 		return err
@@ -381,7 +414,35 @@ func (w *exportWriter) copyFile(src, rel string) error {
 		f.Close()
 		return err
 	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 {
+		f.Close()
+		os.Remove(filepath.Join(w.dir, rel))
+		return badImageError{"its content (sha256 " + got[:12] + "...) is not what its name says: altered, not exported"}
+	}
 	return w.finish(rel, f, h.Sum(nil))
+}
+
+// lockExportTarget holds an flock on the target folder itself (nothing is
+// left on the stick) for one export, and removes the hidden partial folders
+// an export killed there earlier left behind (under the lock, no other
+// export is writing them).
+func lockExportTarget(parent string) (func(), error) {
+	f, err := os.Open(parent)
+	if err != nil {
+		return nil, classify("export", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("export: another export to %s is running; wait for it", parent)
+		}
+		return nil, classify("export", err)
+	}
+	stale, _ := filepath.Glob(filepath.Join(parent, ".allscreen-export-*.partial-*"))
+	for _, d := range stale {
+		os.RemoveAll(d)
+	}
+	return func() { f.Close() }, nil
 }
 
 func (w *exportWriter) writeSums() error {
@@ -483,7 +544,7 @@ SHA256SUMS    check the copy with: sha256sum -c SHA256SUMS
 		b.WriteString("Images were not exported (--no-images).\n")
 	}
 	if len(snap.MissingImages) > 0 {
-		fmt.Fprintf(&b, "\n%d images referenced by results were missing from the device; results.json lists them.\n", len(snap.MissingImages))
+		fmt.Fprintf(&b, "\n%d images referenced by results were missing from the device or unusable (altered, not a file); results.json lists them.\n", len(snap.MissingImages))
 	}
 	research := 0
 	for _, smp := range snap.Samples {

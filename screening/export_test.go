@@ -9,12 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // fillStore makes two samples: one closed (3 fields, one rejected), one
@@ -288,5 +291,69 @@ func TestResearchModeInEveryRecord(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join(sum.Dir, "README.txt"))
 	if err != nil || !strings.Contains(string(readme), "RESEARCH: 1 sample(s)") {
 		t.Errorf("README: %s (%v)", readme, err)
+	}
+}
+
+// TestExportRefusesAlteredImages (issue 15 item 8): a stored image whose
+// content no longer matches its name, one replaced by a symbolic link and
+// one replaced by a FIFO are not exported (and the FIFO does not hang the
+// export); each is listed with the reason. A partial folder a killed
+// export left on the stick is cleaned by the next export.
+func TestExportRefusesAlteredImages(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	s := openTestStore(t, state)
+	fillStore(t, s)
+	imgs, _ := filepath.Glob(filepath.Join(state, "images", "*", "*"))
+	if len(imgs) < 3 {
+		t.Fatalf("%d images stored", len(imgs))
+	}
+	slices.Sort(imgs)
+	if err := os.WriteFile(imgs[0], []byte("altered"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("not an image"), 0o600)
+	os.Remove(imgs[1])
+	if err := os.Symlink(secret, imgs[1]); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(imgs[2])
+	if err := syscall.Mkfifo(imgs[2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	usb := t.TempDir()
+	stale := filepath.Join(usb, ".allscreen-export-20260101T000000Z.partial-123")
+	os.MkdirAll(filepath.Join(stale, "images"), 0o755)
+
+	done := make(chan struct{})
+	var sum ExportSummary
+	var err error
+	go func() { sum, err = s.Export(ctx, usb, true); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("export still running after 30 s (blocked on the FIFO?)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := strings.Join(sum.MissingImages, "\n")
+	for _, want := range []string{"altered, not exported", "a symbolic link", "not a regular file"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("missing images %q do not say %q", sum.MissingImages, want)
+		}
+	}
+	for _, p := range imgs[:3] {
+		rel, _ := filepath.Rel(state, p)
+		if _, err := os.Lstat(filepath.Join(sum.Dir, rel)); err == nil {
+			t.Errorf("%s was exported", rel)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(sum.Dir, "SHA256SUMS")); bytes.Contains(b, []byte(filepath.Base(imgs[0]))) {
+		t.Error("SHA256SUMS lists the altered image")
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stale partial folder is still there: %v", err)
 	}
 }
