@@ -97,8 +97,11 @@ func writeImage(fsys fileSystem, root string, data []byte, format string) (image
 	sum := sha256.Sum256(data)
 	ref := imageRef{SHA256: hex.EncodeToString(sum[:]), Format: format}
 	final := filepath.Join(root, ref.relPath())
-	if st, err := fsys.Stat(final); err == nil && st.Size() == int64(len(data)) {
-		return ref, nil // already stored: only complete files are ever renamed into place
+	if st, err := fsys.Stat(final); err == nil && st.Size() == int64(len(data)) && holds(final, ref.SHA256) {
+		// Already stored. Only complete files are ever renamed into place,
+		// but a file may have been altered or swapped since: it is reused
+		// only when it is a regular file with this content, else replaced.
+		return ref, nil
 	}
 	dir := filepath.Dir(final)
 	if _, err := fsys.Stat(dir); errors.Is(err, fs.ErrNotExist) {
@@ -132,6 +135,21 @@ func writeImage(fsys fileSystem, root string, data []byte, format string) (image
 		return imageRef{}, fmt.Errorf("store image: %w", err)
 	}
 	return ref, nil
+}
+
+// holds reports whether path is a regular file (not a link to one) whose
+// content has the SHA-256 want.
+func holds(path, want string) bool {
+	st, err := os.Lstat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]) == want
 }
 
 // removeTempImages deletes temporary files a crash left behind in images/.

@@ -386,3 +386,26 @@ func TestCloseIncompleteIsStored(t *testing.T) {
 		t.Fatalf("stored: %+v %v", list, err)
 	}
 }
+
+// TestReusedImageIsChecked (issue 15 item 5): an image file already in the
+// store under the hash of a new image is reused only when it holds that
+// content; one altered on disk (same size) is replaced, so the new row
+// references the right pixels.
+func TestReusedImageIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("the same crop")
+	ref, err := writeImage(osFileSystem{}, dir, data, "png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, ref.relPath())
+	if err := os.WriteFile(path, []byte("altered crop!"), 0o640); err != nil { // same length
+		t.Fatal(err)
+	}
+	if _, err := writeImage(osFileSystem{}, dir, data, "png"); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkImage(dir, ref); err != nil {
+		t.Errorf("after storing the image again: %v", err)
+	}
+}
