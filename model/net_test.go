@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -275,6 +276,18 @@ func TestLoadRefusesBadModels(t *testing.T) {
 			var cut []byte
 			return copyModel(t, func(m map[string]any) { rehash(m, cut) }, func(b []byte) []byte { cut = b[:len(b)-37]; return cut })
 		}, "not an ONNX model"},
+		// A weight's first dimension made 127: well-formed protobuf, every
+		// operator supported, so only OpenCV's importer sees the damage,
+		// and it aborts the process that loads it (issue 15 item 6).
+		{"ONNX OpenCV cannot import, hash matches", func(t *testing.T) string {
+			var bad []byte
+			return copyModel(t, func(m map[string]any) { rehash(m, bad) }, func(b []byte) []byte {
+				bad = bytes.Clone(b)
+				off := firstInitializerDim(t, bad)
+				bad[off] = 0x7f
+				return bad
+			})
+		}, "OpenCV cannot import the model"},
 		{"wrong output name", func(t *testing.T) string {
 			return copyModel(t, func(m map[string]any) { m["output_name"] = "logits" }, nil)
 		}, "no output \"logits\""},
@@ -551,4 +564,58 @@ func TestPrepareInputLabStandard(t *testing.T) {
 	if _, err := PrepareInput(a, bad); err == nil {
 		t.Fatal("accepted an unknown colour mode")
 	}
+}
+
+// firstInitializerDim returns the offset of the first one-byte varint
+// dimension of the first weight (ModelProto.graph = 7, GraphProto.initializer
+// = 5, TensorProto.dims = 1) in an ONNX file.
+func firstInitializerDim(t *testing.T, onnx []byte) int {
+	t.Helper()
+	type span struct{ field, wire, start, end int }
+	spans := func(data []byte, base int) []span {
+		var out []span
+		for i := 0; i < len(data); {
+			key, n := binary.Uvarint(data[i:])
+			if n <= 0 {
+				t.Fatal("bad protobuf in the test model")
+			}
+			i += n
+			sp := span{field: int(key >> 3), wire: int(key & 7)}
+			switch sp.wire {
+			case 0:
+				_, n := binary.Uvarint(data[i:])
+				sp.start, sp.end = base+i, base+i+n
+			case 1:
+				sp.start, sp.end = base+i, base+i+8
+			case 5:
+				sp.start, sp.end = base+i, base+i+4
+			case 2:
+				l, n := binary.Uvarint(data[i:])
+				i += n
+				sp.start, sp.end = base+i, base+i+int(l)
+			default:
+				t.Fatalf("wire type %d in the test model", sp.wire)
+			}
+			i = sp.end - base
+			out = append(out, sp)
+		}
+		return out
+	}
+	for _, g := range spans(onnx, 0) {
+		if g.field != 7 {
+			continue
+		}
+		for _, in := range spans(onnx[g.start:g.end], g.start) {
+			if in.field != 5 {
+				continue
+			}
+			for _, d := range spans(onnx[in.start:in.end], in.start) {
+				if d.field == 1 && d.wire == 0 && d.end-d.start == 1 {
+					return d.start
+				}
+			}
+		}
+	}
+	t.Fatal("no weight dimension in the test model")
+	return 0
 }
