@@ -134,3 +134,26 @@ func BenchmarkClassify(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoad times Load of the shipped model with the child-process
+// probe that keeps a damaged model from aborting the process, and without
+// it, side by side in one run (`go test -run '^$' -bench Load ./model`).
+func BenchmarkLoad(b *testing.B) {
+	for _, probe := range []bool{true, false} {
+		name := "with-probe"
+		if !probe {
+			name = "without-probe"
+		}
+		b.Run(name, func(b *testing.B) {
+			probeModels = probe
+			defer func() { probeModels = true }()
+			for b.Loop() {
+				n, err := Load("shipped/detect.json")
+				if err != nil {
+					b.Fatal(err)
+				}
+				n.Close()
+			}
+		})
+	}
+}

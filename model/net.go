@@ -164,8 +164,10 @@ func (n *Net) open(onnx []byte) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("stage model for OpenCV: %w", err)
 	}
-	if err := probeInChild(tmp.Name()); err != nil {
-		return err
+	if probeModels {
+		if err := probeInChild(tmp.Name()); err != nil {
+			return err
+		}
 	}
 	n.net = gocv.ReadNet(tmp.Name(), "")
 	if n.net.Empty() {

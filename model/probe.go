@@ -25,6 +25,9 @@ import (
 // probeEnv names the ONNX file a child process is to load and exit.
 const probeEnv = "ALLSCREEN_ONNX_PROBE"
 
+// probeModels is false only in BenchmarkLoad's comparison run.
+var probeModels = true
+
 // probeTimeout bounds the child: a tiny CNN loads in well under a second.
 const probeTimeout = 60 * time.Second
 
