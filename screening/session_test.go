@@ -171,10 +171,16 @@ func TestUnusableFramesStoreNothing(t *testing.T) {
 	defer tiny.Close()
 	empty := gocv.NewMat()
 	defer empty.Close()
-	for name, m := range map[string]gocv.Mat{"gray": gray, "tiny": tiny, "empty": empty, "zero": {}} {
+	huge := gocv.NewMatWithSize(5000, 6401, gocv.MatTypeCV8UC3) // 32.005 MP
+	defer huge.Close()
+	for name, m := range map[string]gocv.Mat{"gray": gray, "tiny": tiny, "empty": empty, "zero": {}, "huge": huge} {
 		if _, err := sc.AddField(context.Background(), m, captured); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%s frame: %v, want ErrBadFrame", name, err)
 		}
+	}
+	if _, err := sc.AddField(context.Background(), huge, captured); !errors.Is(err, ErrFrameTooLarge) ||
+		!strings.Contains(err.Error(), "set the camera to at most 32 megapixels") {
+		t.Errorf("a 32.005 MP frame: %v, want ErrFrameTooLarge in words", err)
 	}
 	if got := countRows(t, store.db); got != "samples=0 fields=0 cells=0" {
 		t.Errorf("after bad frames: %s", got)

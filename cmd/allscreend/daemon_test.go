@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"allscreen/internal/config"
+	"allscreen/screening"
 )
 
 // The daemon tests run the real binary, built once.
@@ -354,5 +357,13 @@ func TestCalibrationForAnotherModel(t *testing.T) {
 		if strings.Contains(l, "Field") {
 			t.Errorf("screened with a calibration of another model: %s", l)
 		}
+	}
+}
+
+// TestFrameLimitsAgree: the config refuses a camera resolution the
+// screening pipeline would refuse frame by frame.
+func TestFrameLimitsAgree(t *testing.T) {
+	if config.MaxFramePixels != screening.MaxFramePixels {
+		t.Errorf("config.MaxFramePixels %d, screening.MaxFramePixels %d", config.MaxFramePixels, screening.MaxFramePixels)
 	}
 }

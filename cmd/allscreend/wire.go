@@ -85,12 +85,22 @@ func wire(ctx context.Context, cfg config.Config, f flags, log *slog.Logger) (*p
 func newCamera(cfg config.Config, log *slog.Logger) (device.Camera, error) {
 	switch cfg.Camera.Source {
 	case "folder":
-		return camera.NewFolder(cfg.Camera.Path, vision.LoadImage)
+		return camera.NewFolder(cfg.Camera.Path, loadFrame)
 	case "sequence":
 		return camera.NewSequence(cfg.Camera.Path, log), nil
 	}
 	return camera.NewUSB(camera.USBOptions{Index: cfg.Camera.Device, Width: cfg.Camera.Width, Height: cfg.Camera.Height,
 		Discard: cfg.Camera.Discard, Log: log}), nil
+}
+
+// loadFrame reads an image file as a camera frame, refusing one over
+// screening.MaxFramePixels from its header, before its pixels take the
+// memory (a 64 MP file decoded took the daemon to 486 MB, over MemoryMax).
+func loadFrame(path string) (gocv.Mat, error) {
+	if w, h, err := vision.ImageSize(path); err == nil && int64(w)*int64(h) > screening.MaxFramePixels {
+		return gocv.Mat{}, fmt.Errorf("%s is %dx%d: %w", path, w, h, screening.ErrFrameTooLarge)
+	}
+	return vision.LoadImage(path)
 }
 
 var errNoHardware = errors.New("no GPIO hardware")

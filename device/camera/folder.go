@@ -61,7 +61,7 @@ func (f *Folder) Capture(ctx context.Context) (gocv.Mat, error) {
 	f.mu.Unlock()
 	img, err := f.load(path)
 	if err != nil {
-		return gocv.Mat{}, fmt.Errorf("%w: %v", device.ErrBadFrame, err)
+		return gocv.Mat{}, fmt.Errorf("%w: %w", device.ErrBadFrame, err)
 	}
 	out, err := CheckFrame(img)
 	img.Close()

@@ -389,6 +389,9 @@ func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
 		a.advice["camera"] = "No camera: plug in microscope"
 		a.notify("STATUS=Not ready: " + a.statusLine())
 		a.showState()
+	case errors.Is(err, screening.ErrFrameTooLarge):
+		a.light(device.LightRejected)
+		a.show([]string{"Frame too large:", "lower camera res"})
 	case errors.Is(err, device.ErrBadFrame), errors.Is(err, screening.ErrBadFrame):
 		a.light(device.LightRejected)
 		a.show([]string{"Bad camera frame:", "press again"})

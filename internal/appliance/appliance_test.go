@@ -362,7 +362,7 @@ func TestResumedSampleContinuedOnAPress(t *testing.T) {
 		t.Fatalf("the answering press took a field: %q", r.ev.all())
 	}
 	r.presses <- device.ShortPress
-	r.waitShown("Field 4")
+	r.waitShown("Field 4: 7 WBC") // the result, not the "Field 4 / Analysing..." before it
 	if !r.has("commit field " + code + "/4") {
 		t.Errorf("events: %q", r.ev.all())
 	}
@@ -588,6 +588,19 @@ func TestStorageFaultSaysCallService(t *testing.T) {
 	if r.has("show READY") && r.index("show READY") > r.index("Storage fault") {
 		t.Errorf("READY again with the fault still there: %q", r.ev.all())
 	}
+}
+
+// TestFrameTooLargeSaysSo: a frame over the pixel limit tells the
+// technician what to change, not "press again".
+func TestFrameTooLargeSaysSo(t *testing.T) {
+	r := newRig(t, func(r *rig) {
+		r.scr.result = func() (bool, string, int, int, error) {
+			return false, "", 0, 0, fmt.Errorf("frame is 9216x6912: %w", screening.ErrFrameTooLarge)
+		}
+	})
+	r.waitShown("READY")
+	r.presses <- device.ShortPress
+	r.waitShown("Frame too large: / lower camera res")
 }
 
 // TestStopMidAnalysis: SIGTERM (ctx cancelled) while a field is analysed:

@@ -23,6 +23,11 @@ import (
 // DefaultPath is where the packaged service reads its configuration.
 const DefaultPath = "/etc/allscreen/allscreen.toml"
 
+// MaxFramePixels is screening.MaxFramePixels, the largest frame analysed
+// (cmd/allscreend's TestFrameLimitsAgree checks they agree; config does not
+// import screening).
+const MaxFramePixels = 32_000_000
+
 // MaxBytes bounds the file: a config is a page of text.
 const MaxBytes = 1 << 20
 
@@ -353,6 +358,10 @@ func (c Config) Validate() error {
 	}
 	if c.Camera.Height < 0 || c.Camera.Height > 16384 {
 		return bad("camera.height", "%d is outside 0..16384", c.Camera.Height)
+	}
+	if int64(c.Camera.Width)*int64(c.Camera.Height) > MaxFramePixels {
+		return bad("camera.height", "%dx%d is %.1f megapixels, over the %d the appliance analyses within its memory limit",
+			c.Camera.Width, c.Camera.Height, float64(c.Camera.Width)*float64(c.Camera.Height)/1e6, MaxFramePixels/1_000_000)
 	}
 	if c.Camera.Discard < 0 || c.Camera.Discard > 30 {
 		return bad("camera.discard", "%d is outside 0..30", c.Camera.Discard)

@@ -64,6 +64,7 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"negative duration", "[button]\ndebounce = \"-5ms\"\n", "button.debounce", 2},
 		{"bad enum", "[display]\n# which one\nkind = \"lcd\"\n", "display.kind", 3},
 		{"out of range", "[camera]\nwidth = 640\nheight = 99999\n", "camera.height", 3},
+		{"over the frame limit", "[camera]\nwidth = 8000\nheight = 6000\n", "camera.height", 3},
 		{"dotted key form", "camera.height = -1\n", "camera.height", 1},
 		{"cross-field", "[button]\nlong_press = \"10ms\"\n", "button.long_press", 2},
 		{"range float", "[screening]\nrefer_alpha = 1.5\n", "screening.refer_alpha", 2},
