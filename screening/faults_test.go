@@ -146,6 +146,10 @@ func TestGarbageDatabaseIsSetAside(t *testing.T) {
 	if !strings.Contains(rec.SetAside, "results.corrupt-20250601T093001Z.db") || !strings.Contains(rec.Message(), "damaged") {
 		t.Errorf("recovery %+v: %s", rec, rec.Message())
 	}
+	// The session hands it to the panel, once at power-on.
+	if n := newTestScreener(t, s, &fakeClassifier{}, nil).Notice(); n != rec.Message() {
+		t.Errorf("screener notice %q, want the recovery message", n)
+	}
 	ev, err := s.Events(ctx)
 	if err != nil || len(ev) != 1 || ev[0].Kind != "database-set-aside" {
 		t.Errorf("events %+v %v", ev, err)

@@ -72,6 +72,15 @@ func NewScreener(ctx context.Context, store *Store, cfg ScreenerConfig) (*Screen
 // removed or replaced under the running daemon (ErrStorageFault).
 func (s *Screener) Check() error { return s.store.checkIdentity() }
 
+// Notice is what the technician must be told at power-on: that the
+// results database was damaged and set aside (Recovery), or "".
+func (s *Screener) Notice() string {
+	if r := s.store.Recovery(); r != nil {
+		return r.Message()
+	}
+	return ""
+}
+
 // Resumed reports whether the session took over a sample left open.
 func (s *Screener) Resumed() bool {
 	s.mu.Lock()

@@ -31,6 +31,9 @@ type Screener interface {
 	// Check reports a results store that can no longer be written (its
 	// database removed or replaced under the daemon): screening.ErrStorageFault.
 	Check() error
+	// Notice is what a person must be told once at power-on, "" if
+	// nothing: a damaged results database that was set aside.
+	Notice() string
 }
 
 // storeCheck names the self-test item that connects the model and store.
@@ -103,6 +106,9 @@ type Appliance struct {
 	// closes it as INCOMPLETE). Fields never silently join a sample found
 	// open at power-on: it may be the previous patient's.
 	asked, confirm bool
+	// noticed: the session's Notice has been shown; ack: it is on the
+	// display until a press acknowledges it (that press does nothing else).
+	noticed, ack bool
 }
 
 // New checks the wiring.
@@ -264,6 +270,11 @@ func (a *Appliance) showState() {
 	}
 	a.light(device.LightReady)
 	smp, t, ok := a.scr.Current()
+	if a.ack {
+		cols, rows := a.o.Display.Size()
+		a.show(screenNotice(cols, rows))
+		return
+	}
 	if ok && a.confirm {
 		cols, rows := a.o.Display.Size()
 		a.show(screenResume(smp, cols, rows))
@@ -289,6 +300,18 @@ func (a *Appliance) settle(ctx context.Context) {
 // it showed either: the press that led here is not the answer.
 func (a *Appliance) guardOpenSample(ctx context.Context) bool {
 	if a.scr == nil {
+		return false
+	}
+	if !a.noticed {
+		a.noticed = true
+		if n := a.scr.Notice(); n != "" {
+			a.ack = true
+			a.o.Log.Warn("shown at power-on", "notice", n)
+			a.showState()
+			return true
+		}
+	}
+	if a.ack {
 		return false
 	}
 	smp, _, ok := a.scr.Current()
@@ -322,6 +345,11 @@ func (a *Appliance) press(ctx context.Context, p device.Press) {
 		}
 	}
 	if a.guardOpenSample(ctx) {
+		return
+	}
+	if a.ack {
+		a.ack = false
+		a.settle(ctx) // then the open-sample question, if any
 		return
 	}
 	if a.confirm {

@@ -94,7 +94,14 @@ type fakeScreener struct {
 	block   chan struct{} // when set, AddField waits on it or on ctx
 	outcome screening.Outcome
 	resumed bool
-	fault   error // Check's answer
+	fault   error  // Check's answer
+	notice  string // Notice's answer
+}
+
+func (s *fakeScreener) Notice() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notice
 }
 
 func (s *fakeScreener) Check() error {
@@ -366,6 +373,21 @@ func TestResumedSampleContinuedOnAPress(t *testing.T) {
 	if !r.has("commit field " + code + "/4") {
 		t.Errorf("events: %q", r.ev.all())
 	}
+}
+
+// TestDamagedDatabaseNoticeAtPowerOn (issue 15 item 2): a results database
+// set aside at start is on the display until a press acknowledges it; that
+// press captures nothing, the next one does.
+func TestDamagedDatabaseNoticeAtPowerOn(t *testing.T) {
+	r := newRig(t, func(r *rig) { r.scr.notice = "The results database was damaged ... kept as results.db.damaged-x" })
+	r.waitShown("Results database / damaged: kept / aside, see log. / Press: OK")
+	r.presses <- device.ShortPress
+	r.waitShown("READY")
+	if r.has("commit") {
+		t.Fatalf("the acknowledging press captured a field: %q", r.ev.all())
+	}
+	r.presses <- device.ShortPress
+	r.waitShown("Field 1: 7 WBC")
 }
 
 // TestStaleSampleClosedIncomplete: a sample open longer than MaxOpen is

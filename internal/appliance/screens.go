@@ -62,6 +62,15 @@ func screenField(r screening.FieldResult, cols, rows int) []string {
 	return append([]string{"Sample " + r.Sample.Code}, append(lines, fmt.Sprintf("%d fields, %d WBC", r.Running.Fields, r.Running.WhiteCells))...)
 }
 
+// screenNotice tells that the results database was damaged and set aside
+// at power-on (the log and `allscreen results` say where it is).
+func screenNotice(cols, rows int) []string {
+	if narrow(cols, rows) {
+		return []string{"Old results kept", "aside: Press=OK"}
+	}
+	return []string{"Results database", "damaged: kept", "aside, see log.", "Press: OK"}
+}
+
 // screenResume asks about a sample found open at power-on: it may be the
 // previous patient's slide.
 func screenResume(smp screening.Sample, cols, rows int) []string {

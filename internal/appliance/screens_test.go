@@ -43,6 +43,7 @@ func TestScreensFitBothDisplays(t *testing.T) {
 			{"resume", screenResume(screening.Sample{Code: code, OpenedAt: time.Date(2026, 12, 7, 23, 59, 0, 0, time.Local)}, cols, rows),
 				[]string{code, "23:59"}},
 			{"incomplete", screenVerdict(incomplete), []string{code + " REVIEW:", "INCOMPLETE"}},
+			{"notice", screenNotice(cols, rows), []string{"kept", "aside"}},
 		}
 		if rows >= 4 {
 			cases[0].want = append(cases[0].want, "Sample "+code)
