@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -323,6 +324,49 @@ type Sample struct {
 	Provenance
 }
 
+// SequenceName is the file in the state directory that holds the highest
+// sample number ever issued there, apart from the database: a database
+// deleted, or lost with its set-aside copy, must not make a later sample
+// reuse a code already written on a slide (issue 15).
+const SequenceName = "sample-sequence"
+
+// reserveSampleID returns the next sample number, above both the
+// database's sequence and the sequence file, and makes it durable in the
+// file before the sample's row is committed: a number is burned if the
+// commit then fails, never issued twice.
+func (s *Store) reserveSampleID(dbSeq int64) (int64, error) {
+	path := filepath.Join(s.dir, SequenceName)
+	next := dbSeq + 1
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if n, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); perr == nil && n >= next {
+			next = n + 1
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(s.dir, "."+SequenceName+"-*")
+	if err != nil {
+		return 0, err
+	}
+	_, err = tmp.WriteString(strconv.FormatInt(next, 10) + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return 0, err
+	}
+	return next, syncDir(s.dir)
+}
+
 func (s *Store) writable() error {
 	if s.readOnly {
 		return errors.New("results store was opened read-only")
@@ -366,7 +410,11 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 	if err := tx.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'samples'`).Scan(&seq); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Sample{}, classify("start sample", err)
 	}
-	smp := Sample{ID: seq.Int64 + 1, OpenedAt: now, Provenance: prov}
+	id, err := s.reserveSampleID(seq.Int64)
+	if err != nil {
+		return Sample{}, classify("start sample", err)
+	}
+	smp := Sample{ID: id, OpenedAt: now, Provenance: prov}
 	smp.Code = SampleCode(smp.ID)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research); err != nil {

@@ -409,3 +409,32 @@ func TestReusedImageIsChecked(t *testing.T) {
 		t.Errorf("after storing the image again: %v", err)
 	}
 }
+
+// TestCodesNeverReissuedAfterDatabaseLoss (issue 15 item 1): the database
+// deleted while the daemon is stopped does not start the codes again at
+// the first one: a code already written on a slide is never issued twice.
+func TestCodesNeverReissuedAfterDatabaseLoss(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTestStore(t, dir)
+	var last Sample
+	for range 3 {
+		smp, err := s.CreateSample(ctx, testProvenance)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = smp
+	}
+	s.Close()
+	for _, f := range []string{DBName, DBName + "-wal", DBName + "-shm"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	s2 := openTestStore(t, dir)
+	smp, err := s2.CreateSample(ctx, testProvenance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if smp.ID != last.ID+1 || smp.Code != SampleCode(last.ID+1) {
+		t.Errorf("after the database was lost: sample %d %s, want %d %s", smp.ID, smp.Code, last.ID+1, SampleCode(last.ID+1))
+	}
+}
