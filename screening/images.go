@@ -97,7 +97,7 @@ func writeImage(fsys fileSystem, root string, data []byte, format string) (image
 	sum := sha256.Sum256(data)
 	ref := imageRef{SHA256: hex.EncodeToString(sum[:]), Format: format}
 	final := filepath.Join(root, ref.relPath())
-	if st, err := fsys.Stat(final); err == nil && st.Size() == int64(len(data)) && holds(final, ref.SHA256) {
+	if st, err := os.Lstat(final); err == nil && st.Mode().IsRegular() && checkImage(root, ref) == nil {
 		// Already stored. Only complete files are ever renamed into place,
 		// but a file may have been altered or swapped since: it is reused
 		// only when it is a regular file with this content, else replaced.
@@ -112,9 +112,20 @@ func writeImage(fsys fileSystem, root string, data []byte, format string) (image
 			return imageRef{}, fmt.Errorf("store image: %w", err)
 		}
 	}
+	if err := writeDurable(fsys, final, data); err != nil {
+		return imageRef{}, fmt.Errorf("store image %s: %w", ref.SHA256[:12], err)
+	}
+	return ref, nil
+}
+
+// writeDurable puts data at path whole or not at all: a temporary file in
+// the same directory, written and fsynced, renamed over path, then the
+// directory fsynced so the new entry survives a power cut.
+func writeDurable(fsys fileSystem, path string, data []byte) error {
+	dir := filepath.Dir(path)
 	f, err := fsys.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
-		return imageRef{}, fmt.Errorf("store image: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -125,31 +136,13 @@ func writeImage(fsys fileSystem, root string, data []byte, format string) (image
 		err = cerr
 	}
 	if err == nil {
-		err = fsys.Rename(tmp, final)
+		err = fsys.Rename(tmp, path)
 	}
 	if err != nil {
 		fsys.Remove(tmp)
-		return imageRef{}, fmt.Errorf("store image %s: %w", ref.SHA256[:12], err)
+		return err
 	}
-	if err := fsys.SyncDir(dir); err != nil {
-		return imageRef{}, fmt.Errorf("store image: %w", err)
-	}
-	return ref, nil
-}
-
-// holds reports whether path is a regular file (not a link to one) whose
-// content has the SHA-256 want.
-func holds(path, want string) bool {
-	st, err := os.Lstat(path)
-	if err != nil || !st.Mode().IsRegular() {
-		return false
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]) == want
+	return fsys.SyncDir(dir)
 }
 
 // removeTempImages deletes temporary files a crash left behind in images/.

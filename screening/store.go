@@ -346,25 +346,7 @@ func (s *Store) reserveSampleID(dbSeq int64) (int64, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return 0, err
 	}
-	tmp, err := os.CreateTemp(s.dir, "."+SequenceName+"-*")
-	if err != nil {
-		return 0, err
-	}
-	_, err = tmp.WriteString(strconv.FormatInt(next, 10) + "\n")
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return 0, err
-	}
-	return next, syncDir(s.dir)
+	return next, writeDurable(s.files, path, []byte(strconv.FormatInt(next, 10)+"\n"))
 }
 
 func (s *Store) writable() error {

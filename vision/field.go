@@ -503,13 +503,7 @@ func (f *fieldCells) nucleusThreshold() (float32, error) {
 	if f.segmented {
 		return nucleusStain, nil
 	}
-	m := &Mask{W: f.w, H: f.h, Pix: make([]uint8, f.w*f.h)}
-	for p, s := range f.stain {
-		if s > nucleusStainMin {
-			m.Pix[p] = 255
-		}
-	}
-	m, err := m.morph(gocv.MorphOpen, kernelDiameter(nucleusOpen*f.radius))
+	m, err := f.stainedAbove(nucleusStainMin)
 	if err != nil {
 		return 0, err
 	}
@@ -538,17 +532,23 @@ func (f *fieldCells) nucleusThreshold() (float32, error) {
 	return max(nucleusStainMin, min(nucleusStainMax, nucleusShare*level)), nil
 }
 
+// stainedAbove is the mask of the pixels stained above t, cleaned of specks
+// by an opening of nucleusOpen red-cell radii.
+func (f *fieldMaps) stainedAbove(t float32) (*Mask, error) {
+	m := &Mask{W: f.w, H: f.h, Pix: make([]uint8, f.w*f.h)}
+	for p, s := range f.stain {
+		if s > t {
+			m.Pix[p] = 255
+		}
+	}
+	return m.morph(gocv.MorphOpen, kernelDiameter(nucleusOpen*f.radius))
+}
+
 // masks returns the nuclei (lobes joined) and the white-cell mask (the
 // nuclei with the cytoplasm around them).
 func (f *fieldCells) masks() (nuclei, cells []uint8, err error) {
 	r, a := f.radius, f.area()
-	nuc := &Mask{W: f.w, H: f.h, Pix: make([]uint8, f.w*f.h)}
-	for p, s := range f.stain {
-		if s > f.nucleusT {
-			nuc.Pix[p] = 255
-		}
-	}
-	nuc, err = nuc.morph(gocv.MorphOpen, kernelDiameter(nucleusOpen*r))
+	nuc, err := f.stainedAbove(f.nucleusT)
 	if err != nil {
 		return nil, nil, err
 	}

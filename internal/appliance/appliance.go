@@ -403,6 +403,15 @@ func (a *Appliance) captureField(ctx context.Context) {
 		res.Running.Fields, res.Running.WhiteCells, res.Running.Blasts))
 }
 
+// fail records a fault an operation found under the self-test item name,
+// with the advice adviceFor gives, and shows NOT READY.
+func (a *Appliance) fail(name string, err error) {
+	a.failed[name] = err
+	a.advice[name] = adviceFor(Check{Name: name, Advice: "See log"}, err)
+	a.notify("STATUS=Not ready: " + a.statusLine())
+	a.showState()
+}
+
 // fieldFailed shows why a field produced no result. Nothing of it was
 // stored (the Screener's promise), so the technician simply retries.
 func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
@@ -413,10 +422,7 @@ func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
 	a.o.Log.Error("field failed", "stage", stage, "err", err)
 	switch {
 	case errors.Is(err, device.ErrNoCamera):
-		a.failed["camera"] = err
-		a.advice["camera"] = "No camera: plug in microscope"
-		a.notify("STATUS=Not ready: " + a.statusLine())
-		a.showState()
+		a.fail("camera", err)
 	case errors.Is(err, screening.ErrFrameTooLarge):
 		a.light(device.LightRejected)
 		a.show([]string{"Frame too large:", "lower camera res"})
@@ -424,21 +430,15 @@ func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
 		a.light(device.LightRejected)
 		a.show([]string{"Bad camera frame:", "press again"})
 	case errors.Is(err, screening.ErrStorageFull):
-		a.failed["storage"] = err
-		a.advice["storage"] = "Storage full: export results"
-		a.notify("STATUS=Not ready: " + a.statusLine())
-		a.showState()
+		a.fail("storage", err)
 	case errors.Is(err, screening.ErrStorageBusy):
 		a.light(device.LightFault)
 		a.show([]string{"Storage busy:", "press again"})
 	case errors.Is(err, screening.ErrStorageFault):
 		// Pressing again cannot help (a read-only or failing card, a
-		// damaged or removed database): NOT READY until a person has
-		// looked and the daemon was restarted or the storage check passes.
-		a.failed[storeCheck] = err
-		a.advice[storeCheck] = "Storage fault: call service"
-		a.notify("STATUS=Not ready: " + a.statusLine())
-		a.showState()
+		// damaged or removed database): NOT READY until the store's own
+		// check passes again.
+		a.fail(storeCheck, err)
 	default:
 		a.light(device.LightFault)
 		a.show([]string{"Analysis failed:", "press again"})
