@@ -159,7 +159,7 @@ type (
 		Tally        Tally          `json:"tally"`
 		Provenance   Provenance     `json:"provenance"`
 		Cells        []exportedCell `json:"cells"`
-		ref          imageRef
+		ref          ImageRef
 	}
 	exportedCell struct {
 		Number            int       `json:"number"`
@@ -174,14 +174,14 @@ type (
 		Uncertain         bool      `json:"uncertain"`
 		OutOfDistribution bool      `json:"out_of_distribution"`
 		CalledBlast       bool      `json:"called_blast"`
-		ref               imageRef
+		ref               ImageRef
 	}
 )
 
-func (s *exportSnapshot) images() []imageRef {
-	seen := map[imageRef]bool{}
-	var out []imageRef
-	add := func(r imageRef) {
+func (s *exportSnapshot) images() []ImageRef {
+	seen := map[ImageRef]bool{}
+	var out []ImageRef
+	add := func(r ImageRef) {
 		if !seen[r] {
 			seen[r] = true
 			out = append(out, r)
@@ -209,7 +209,7 @@ func (s *Store) snapshot(ctx context.Context) (*exportSnapshot, error) {
 	if snap.SchemaVersion, err = schemaVersion(ctx, tx); err != nil {
 		return nil, classify("export: read results", err)
 	}
-	list, err := s.samplesFrom(ctx, tx)
+	list, err := s.samplesWhere(ctx, tx, "1")
 	if err != nil {
 		return nil, err
 	}
@@ -388,7 +388,7 @@ func (e badImageError) Error() string { return e.why }
 // file (opened without following a symlink or blocking on a FIFO) whose
 // content has the SHA-256 its name says; otherwise nothing of it is left
 // in the export and badImageError says why.
-func (w *exportWriter) copyImage(src string, ref imageRef) error {
+func (w *exportWriter) copyImage(src string, ref ImageRef) error {
 	rel := ref.relPath()
 	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, syscall.ELOOP) {

@@ -189,7 +189,7 @@ func TestExportListsMissingImages(t *testing.T) {
 	state := t.TempDir()
 	w := openTestStore(t, state)
 	fillStore(t, w)
-	var ref imageRef
+	var ref ImageRef
 	w.db.QueryRow(`SELECT crop_sha256, crop_format FROM cells LIMIT 1`).Scan(&ref.SHA256, &ref.Format)
 	os.Remove(filepath.Join(state, ref.relPath()))
 	sum, err := w.Export(ctx, t.TempDir(), true)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Images live beside the database under images/, named by the sha256 of
@@ -58,8 +59,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// imageRef names a stored image.
-type imageRef struct {
+// ImageRef names a stored image.
+type ImageRef struct {
 	SHA256 string
 	Format string // file extension: "jpg" or "png"
 }
@@ -67,7 +68,7 @@ type imageRef struct {
 // valid: a lowercase hex SHA-256 and a format the store writes. A row
 // damaged or edited by hand may hold anything; it must never become a
 // path outside images/ or a slice past a string's end.
-func (r imageRef) valid() bool {
+func (r ImageRef) valid() bool {
 	if len(r.SHA256) != 2*sha256.Size || (r.Format != "jpg" && r.Format != "png") {
 		return false
 	}
@@ -81,7 +82,7 @@ func (r imageRef) valid() bool {
 
 // relPath is where the image lives under the state directory; a
 // reference that is not valid names a file that never exists.
-func (r imageRef) relPath() string {
+func (r ImageRef) relPath() string {
 	if !r.valid() {
 		return filepath.Join("images", "invalid-reference")
 	}
@@ -93,9 +94,9 @@ const tempPrefix = ".tmp-"
 // writeImage stores data durably under its content hash and returns its
 // reference. It returns only after the file and its directory entry are on
 // disk, so a row referencing it may then be committed.
-func writeImage(fsys fileSystem, root string, data []byte, format string) (imageRef, error) {
+func writeImage(fsys fileSystem, root string, data []byte, format string) (ImageRef, error) {
 	sum := sha256.Sum256(data)
-	ref := imageRef{SHA256: hex.EncodeToString(sum[:]), Format: format}
+	ref := ImageRef{SHA256: hex.EncodeToString(sum[:]), Format: format}
 	final := filepath.Join(root, ref.relPath())
 	if st, err := os.Lstat(final); err == nil && st.Mode().IsRegular() && checkImage(root, ref) == nil {
 		// Already stored. Only complete files are ever renamed into place,
@@ -106,14 +107,14 @@ func writeImage(fsys fileSystem, root string, data []byte, format string) (image
 	dir := filepath.Dir(final)
 	if _, err := fsys.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := fsys.MkdirAll(dir, 0o755); err != nil {
-			return imageRef{}, fmt.Errorf("store image: %w", err)
+			return ImageRef{}, fmt.Errorf("store image: %w", err)
 		}
 		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
-			return imageRef{}, fmt.Errorf("store image: %w", err)
+			return ImageRef{}, fmt.Errorf("store image: %w", err)
 		}
 	}
 	if err := writeDurable(fsys, final, data); err != nil {
-		return imageRef{}, fmt.Errorf("store image %s: %w", ref.SHA256[:12], err)
+		return ImageRef{}, fmt.Errorf("store image %s: %w", ref.SHA256[:12], err)
 	}
 	return ref, nil
 }
@@ -176,7 +177,7 @@ func removeTempImages(root string) error {
 
 // checkImage verifies that a stored image exists and has the content its
 // name says.
-func checkImage(root string, ref imageRef) error {
+func checkImage(root string, ref ImageRef) error {
 	if !ref.valid() {
 		return fmt.Errorf("image reference %q (%q) is not a stored image's SHA-256 and format", ref.SHA256, ref.Format)
 	}
@@ -189,4 +190,30 @@ func checkImage(root string, ref imageRef) error {
 		return fmt.Errorf("image %s has content %s", ref.relPath(), got)
 	}
 	return nil
+}
+
+// OpenImage opens a stored image by its reference for reading: only a
+// valid reference (so never a path outside images/) naming a regular file,
+// not a symlink.
+func (s *Store) OpenImage(ref ImageRef) (*os.File, error) {
+	if !ref.valid() {
+		return nil, fs.ErrNotExist
+	}
+	path := filepath.Join(s.dir, ref.relPath())
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fs.ErrNotExist
+	}
+	return f, nil
+}
+
+// ParseImageRef reads "sha256.format" as a stored image's name.
+func ParseImageRef(name string) (ImageRef, bool) {
+	sha, format, ok := strings.Cut(name, ".")
+	ref := ImageRef{SHA256: sha, Format: format}
+	return ref, ok && ref.valid()
 }

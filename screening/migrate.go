@@ -87,6 +87,70 @@ CREATE TABLE events (
 	{3, "research mode: results made with settings outside the validated bounds", `
 ALTER TABLE samples ADD COLUMN research INTEGER NOT NULL DEFAULT 0 CHECK (research IN (0, 1));
 ALTER TABLE fields ADD COLUMN research INTEGER NOT NULL DEFAULT 0 CHECK (research IN (0, 1));`},
+	{4, "review: accounts, reviewed versions with cell calls, sign-off, an append-only audit trail", `
+CREATE TABLE users (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+	role          TEXT NOT NULL CHECK (role IN ('technician', 'reviewer')),
+	password_hash TEXT NOT NULL,
+	pin_hash      TEXT,
+	created_at    TEXT NOT NULL,
+	CHECK (role = 'technician' OR pin_hash IS NOT NULL)
+);
+CREATE TABLE reviews (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	sample_id     INTEGER NOT NULL REFERENCES samples(id),
+	version       INTEGER NOT NULL CHECK (version > 0),
+	created_at    TEXT NOT NULL,
+	created_by    TEXT NOT NULL,
+	amend_reason  TEXT,
+	signed_at     TEXT,
+	signed_by     TEXT,
+	verdict       TEXT CHECK (verdict IN ('refer', 'no-blasts-seen', 'inconclusive')),
+	verdict_text  TEXT,
+	verdict_reasons TEXT,
+	white_cells   INTEGER,
+	blasts        INTEGER,
+	uncertain     INTEGER,
+	UNIQUE (sample_id, version),
+	CHECK ((signed_at IS NULL) = (signed_by IS NULL)),
+	CHECK ((signed_at IS NULL) = (verdict IS NULL)),
+	CHECK (version = 1 OR amend_reason IS NOT NULL)
+);
+CREATE TABLE cell_calls (
+	review_id INTEGER NOT NULL REFERENCES reviews(id),
+	cell_id   INTEGER NOT NULL REFERENCES cells(id),
+	call      TEXT NOT NULL CHECK (call IN ('blast', 'not-blast', 'unusable')),
+	PRIMARY KEY (review_id, cell_id)
+);
+CREATE TABLE audit (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	at        TEXT NOT NULL,
+	user      TEXT NOT NULL,
+	action    TEXT NOT NULL,
+	sample_id INTEGER REFERENCES samples(id),
+	cell_id   INTEGER REFERENCES cells(id),
+	before    TEXT,
+	after     TEXT,
+	reason    TEXT
+);
+CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+	BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+	BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER signed_review_update BEFORE UPDATE ON reviews WHEN OLD.signed_at IS NOT NULL
+	BEGIN SELECT RAISE(ABORT, 'a signed review is immutable: amend it'); END;
+CREATE TRIGGER signed_review_delete BEFORE DELETE ON reviews WHEN OLD.signed_at IS NOT NULL
+	BEGIN SELECT RAISE(ABORT, 'a signed review is immutable: amend it'); END;
+CREATE TRIGGER signed_calls_insert BEFORE INSERT ON cell_calls
+	WHEN (SELECT signed_at FROM reviews WHERE id = NEW.review_id) IS NOT NULL
+	BEGIN SELECT RAISE(ABORT, 'a signed review is immutable: amend it'); END;
+CREATE TRIGGER signed_calls_update BEFORE UPDATE ON cell_calls
+	WHEN (SELECT signed_at FROM reviews WHERE id = OLD.review_id) IS NOT NULL
+	BEGIN SELECT RAISE(ABORT, 'a signed review is immutable: amend it'); END;
+CREATE TRIGGER signed_calls_delete BEFORE DELETE ON cell_calls
+	WHEN (SELECT signed_at FROM reviews WHERE id = OLD.review_id) IS NOT NULL
+	BEGIN SELECT RAISE(ABORT, 'a signed review is immutable: amend it'); END;`},
 }
 
 // SchemaVersion is the schema this software writes.

@@ -28,18 +28,19 @@ type SampleSummary struct {
 // Samples lists every sample, oldest first. Tallies of open samples are
 // summed from their fields; closed ones show the tally their verdict used.
 func (s *Store) Samples(ctx context.Context) ([]SampleSummary, error) {
-	return s.samplesFrom(ctx, s.db)
+	return s.samplesWhere(ctx, s.db, "1")
 }
 
-func (s *Store) samplesFrom(ctx context.Context, q interface {
+// samplesWhere lists the samples that match an SQL condition on s.
+func (s *Store) samplesWhere(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}) ([]SampleSummary, error) {
+}, where string, args ...any) ([]SampleSummary, error) {
 	rows, err := q.QueryContext(ctx, `SELECT s.id, s.code, s.opened_at, s.closed_at, s.verdict, s.verdict_text,
 		s.verdict_reasons, s.model_sha256, s.config_sha256, s.software_version, s.research,
 		count(f.id), coalesce(sum(f.accepted), 0), coalesce(sum(f.white_cells), 0), coalesce(sum(f.blasts), 0),
 		coalesce(sum(f.uncertain), 0), coalesce(sum(f.out_of_distribution), 0)
 		FROM samples s LEFT JOIN fields f ON f.sample_id = s.id
-		GROUP BY s.id ORDER BY s.id`)
+		WHERE `+where+` GROUP BY s.id ORDER BY s.id`, args...)
 	if err != nil {
 		return nil, classify("list samples", err)
 	}
@@ -144,9 +145,9 @@ func (s *Store) Verify(ctx context.Context) error {
 	if err != nil {
 		return classify("list images", err)
 	}
-	var refs []imageRef
+	var refs []ImageRef
 	for rows.Next() {
-		var r imageRef
+		var r ImageRef
 		if err := rows.Scan(&r.SHA256, &r.Format); err != nil {
 			rows.Close()
 			return err

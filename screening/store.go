@@ -135,6 +135,35 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// OpenExisting opens the daemon's store for reading and writing from
+// another process (the review station). It never creates a database and
+// never sets a damaged one aside (that is the daemon's, at its start); it
+// brings the schema up to date as Open does.
+func OpenExisting(ctx context.Context, dir string, opt Options) (*Store, error) {
+	opt = opt.withDefaults()
+	path := filepath.Join(dir, DBName)
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w (is the state directory right? the daemon creates it on first start)", path, ErrNoStore)
+		}
+		return nil, classify("open results database", err)
+	}
+	db, err := openChecked(ctx, path, opt)
+	if err != nil {
+		return nil, classify("open results database "+path, err)
+	}
+	if err := migrate(ctx, db, SchemaVersion, opt.Clock.Now); err != nil {
+		db.Close()
+		return nil, classify("upgrade results database "+path, err)
+	}
+	s := &Store{dir: dir, db: db, files: osFileSystem{}, opt: opt}
+	if s.ident, err = os.Stat(path); err != nil {
+		db.Close()
+		return nil, classify("open results database "+path, err)
+	}
+	return s, nil
+}
+
 // OpenReadOnly opens an existing store for reading only: it never creates,
 // migrates or repairs anything, so it is safe while the daemon writes.
 func OpenReadOnly(ctx context.Context, dir string, opt Options) (*Store, error) {
@@ -506,7 +535,7 @@ func (s *Store) SaveField(ctx context.Context, f *FieldRecord) (StoredField, err
 	if err != nil {
 		return StoredField{}, classify("save field", err)
 	}
-	crops := make([]imageRef, len(f.Cells))
+	crops := make([]ImageRef, len(f.Cells))
 	for i, c := range f.Cells {
 		if crops[i], err = writeImage(s.files, s.dir, c.CropImage, c.CropFormat); err != nil {
 			return StoredField{}, classify("save field: cell crop", err)

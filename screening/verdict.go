@@ -209,10 +209,13 @@ func Decide(t Tally, r Rule) Verdict {
 // referral stands (a missed leukaemia costs more than a referral, and the
 // fields are all this slide's), and anything else becomes INCOMPLETE -
 // REVIEW, never NO BLASTS SEEN: nobody said the slide was done.
+// incompletePrefix starts the first reason of an incomplete verdict.
+const incompletePrefix = "incomplete: "
+
 func DecideIncomplete(t Tally, r Rule, why string) Verdict {
 	v := Decide(t, r)
 	v.Incomplete = true
-	v.Reasons = append([]string{"incomplete: " + why}, v.Reasons...)
+	v.Reasons = append([]string{incompletePrefix + why}, v.Reasons...)
 	if v.Outcome != Refer {
 		v.Outcome = Inconclusive
 	}

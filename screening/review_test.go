@@ -1,0 +1,275 @@
+package screening
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func init() { hashCost = bcrypt.MinCost }
+
+// closedSample stores a closed sample of fields with the given cells and
+// blasts each, and returns its detail.
+func closedSample(t *testing.T, s *Store, tag string, cells ...[2]int) SampleDetail {
+	t.Helper()
+	ctx := context.Background()
+	smp, err := s.CreateSample(ctx, testProvenance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cells {
+		if _, err := s.SaveField(ctx, testField(smp.ID, c[0], c[1], tag+string(rune('a'+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CloseSample(ctx, smp.ID, testRule); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.SampleDetail(ctx, smp.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestReviewedVerdictWithoutCallsIsTheDevices: recomputing by the same rule
+// from the stored cells gives back the device's verdict, for every kind.
+func TestReviewedVerdictWithoutCallsIsTheDevices(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	for name, cells := range map[string][][2]int{
+		"refer":        {{8, 3}, {6, 1}},
+		"no-blasts":    {{8, 0}, {6, 0}},
+		"one-blast":    {{8, 1}, {6, 0}},
+		"few-cells":    {{3, 0}},
+		"no-cells":     {{0, 0}},
+		"reject-field": {{12, 0}},
+	} {
+		d := closedSample(t, s, name, cells...)
+		v, err := d.ReviewedVerdict(nil)
+		if err != nil || string(v.Outcome) != string(d.Outcome) || v.Headline() != d.Verdict || !reflect.DeepEqual(v.Reasons, d.Reasons) {
+			t.Errorf("%s: recomputed %+v (%v), device %s %q %q", name, v, err, d.Outcome, d.Verdict, d.Reasons)
+		}
+	}
+	// An incomplete sample stays incomplete.
+	smp, _ := s.CreateSample(ctx, testProvenance)
+	s.SaveField(ctx, testField(smp.ID, 12, 0, "inc"))
+	if _, err := s.CloseIncomplete(ctx, smp.ID, testRule, "closed at power-on"); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := s.SampleDetail(ctx, smp.Code)
+	if v, _ := d.ReviewedVerdict(nil); v.Headline() != "INCOMPLETE - REVIEW" || v.Reasons[0] != d.Reasons[0] {
+		t.Errorf("incomplete recomputed as %q %q", v.Headline(), v.Reasons)
+	}
+}
+
+// TestReviewWorkflow: reclassify, sign, refuse changes to a signed
+// version (in code and in the database itself), amend with a reason, and
+// keep every step in the audit trail.
+func TestReviewWorkflow(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	// 14 cells, one called blast: the device says inconclusive.
+	d := closedSample(t, s, "w", [2]int{8, 1}, [2]int{6, 0})
+	if d.Outcome != Inconclusive || d.Current() != nil {
+		t.Fatalf("device verdict %s, review %+v", d.Outcome, d.Current())
+	}
+	var blast CellDetail
+	for _, c := range d.Cells() {
+		if c.CalledBlast {
+			blast = c
+		}
+	}
+	if err := s.SetCall(ctx, d.Code, blast.ID, CallNotBlast, "dr.a"); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = s.SampleDetail(ctx, d.Code)
+	cur := d.Current()
+	if cur == nil || cur.Version != 1 || cur.Signed() || cur.Calls[blast.ID] != CallNotBlast {
+		t.Fatalf("after reclassifying: %+v", cur)
+	}
+	v, _ := d.ReviewedVerdict(cur.Calls)
+	if v.Outcome != NoBlastsSeen || v.Tally.Confident() != 14 {
+		t.Errorf("reviewed verdict %+v, want no blasts seen in 14", v)
+	}
+	// Take it back, then make it again: the trail keeps both.
+	if err := s.SetCall(ctx, d.Code, blast.ID, DeviceCall, "dr.a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetCall(ctx, d.Code, blast.ID, CallNotBlast, "dr.a"); err != nil {
+		t.Fatal(err)
+	}
+	signed, err := s.Sign(ctx, d.Code, "dr.a")
+	if err != nil || signed.Outcome != NoBlastsSeen {
+		t.Fatalf("sign: %+v %v", signed, err)
+	}
+	if err := s.SetCall(ctx, d.Code, blast.ID, CallBlast, "dr.a"); !errors.Is(err, ErrSigned) {
+		t.Errorf("reclassified a signed result: %v", err)
+	}
+	if _, err := s.Sign(ctx, d.Code, "dr.b"); !errors.Is(err, ErrSigned) {
+		t.Errorf("signed twice: %v", err)
+	}
+	// The database refuses too, whoever writes to it.
+	for _, q := range []string{
+		`UPDATE reviews SET verdict = 'refer'`,
+		`DELETE FROM reviews`,
+		`UPDATE cell_calls SET call = 'blast'`,
+		`DELETE FROM cell_calls`,
+		`INSERT INTO cell_calls (review_id, cell_id, call) SELECT id, 1, 'blast' FROM reviews`,
+		`UPDATE audit SET user = 'nobody'`,
+		`DELETE FROM audit`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "immutable") && !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	if err := s.Amend(ctx, d.Code, "dr.b", "  "); err == nil {
+		t.Error("amended without a reason")
+	}
+	if err := s.Amend(ctx, d.Code, "dr.b", "second look: cell is a blast"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Amend(ctx, d.Code, "dr.b", "again"); !errors.Is(err, ErrNotSigned) {
+		t.Errorf("amended a draft: %v", err)
+	}
+	if err := s.SetCall(ctx, d.Code, blast.ID, CallBlast, "dr.b"); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = s.SampleDetail(ctx, d.Code)
+	if len(d.Versions) != 2 || !d.Versions[0].Signed() || d.Versions[0].Verdict.Outcome != NoBlastsSeen ||
+		d.Versions[0].Calls[blast.ID] != CallNotBlast || d.Versions[1].Calls[blast.ID] != CallBlast ||
+		d.Versions[1].AmendReason != "second look: cell is a blast" {
+		t.Fatalf("versions %+v", d.Versions)
+	}
+	var trail []string
+	for _, e := range d.Audit {
+		trail = append(trail, e.User+" "+e.Action+" "+e.Before+" -> "+e.After)
+	}
+	want := []string{
+		"dr.a reclassify device: blast -> not-blast",
+		"dr.a reclassify not-blast -> device: blast",
+		"dr.a reclassify device: blast -> not-blast",
+		"dr.a sign INCONCLUSIVE - REVIEW -> NO BLASTS SEEN in 14 white cells",
+		"dr.b amend version 1 (signed) -> version 2 (draft)",
+		"dr.b reclassify not-blast -> blast",
+	}
+	if !reflect.DeepEqual(trail, want) {
+		t.Errorf("audit trail\n%s\nwant\n%s", strings.Join(trail, "\n"), strings.Join(want, "\n"))
+	}
+	states, err := s.ReviewStates(ctx)
+	if st := states[d.ID]; err != nil || st.Version != 2 || st.Signed {
+		t.Errorf("review state %+v %v", st, err)
+	}
+}
+
+func TestReviewRefusals(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	a := closedSample(t, s, "a", [2]int{3, 0})
+	b := closedSample(t, s, "b", [2]int{3, 0})
+	if err := s.SetCall(ctx, a.Code, b.Fields[0].Cells[0].ID, CallBlast, "x"); !errors.Is(err, ErrNoCell) {
+		t.Errorf("another sample's cell: %v", err)
+	}
+	if err := s.SetCall(ctx, "HNOPE", 1, CallBlast, "x"); !errors.Is(err, ErrNoSample) {
+		t.Errorf("unknown sample: %v", err)
+	}
+	open, _ := s.CreateSample(ctx, testProvenance)
+	s.SaveField(ctx, testField(open.ID, 2, 0, "open"))
+	d, _ := s.SampleDetail(ctx, open.Code)
+	if err := s.SetCall(ctx, open.Code, d.Fields[0].Cells[0].ID, CallBlast, "x"); !errors.Is(err, ErrSampleOpen) {
+		t.Errorf("open sample: %v", err)
+	}
+	if _, err := s.Sign(ctx, open.Code, "x"); !errors.Is(err, ErrSampleOpen) {
+		t.Errorf("signed an open sample: %v", err)
+	}
+	if _, err := ParseCall("maybe"); err == nil {
+		t.Error("ParseCall took maybe")
+	}
+}
+
+func TestUsers(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	rev, err := s.AddUser(ctx, "Dr Amina", RoleReviewer, "correct horse battery", "4821")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddUser(ctx, "dr amina", RoleTechnician, "another password", ""); err == nil {
+		t.Error("a name taken in other case was accepted")
+	}
+	for _, bad := range []struct {
+		name, pw, pin string
+		role          Role
+	}{
+		{"tech", "short", "", RoleTechnician},
+		{"tech", "long enough password", "1234", RoleTechnician},
+		{"rev", "long enough password", "", RoleReviewer},
+		{"rev", "long enough password", "12a4", RoleReviewer},
+		{" rev", "long enough password", "1234", RoleReviewer},
+		{"re\nv", "long enough password", "1234", RoleReviewer},
+	} {
+		if _, err := s.AddUser(ctx, bad.name, bad.role, bad.pw, bad.pin); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+	if u, err := s.Authenticate(ctx, "Dr Amina", "correct horse battery"); err != nil || u.ID != rev.ID || u.Role != RoleReviewer {
+		t.Errorf("login: %+v %v", u, err)
+	}
+	for _, c := range [][2]string{{"Dr Amina", "wrong horse battery"}, {"nobody", "correct horse battery"}, {"", ""}} {
+		if _, err := s.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ErrBadLogin) {
+			t.Errorf("login %q: %v", c, err)
+		}
+	}
+	if err := s.CheckPIN(ctx, rev.ID, "4821"); err != nil {
+		t.Error(err)
+	}
+	if err := s.CheckPIN(ctx, rev.ID, "4822"); !errors.Is(err, ErrBadPIN) {
+		t.Errorf("wrong PIN: %v", err)
+	}
+	var hash string
+	s.db.QueryRowContext(ctx, `SELECT password_hash FROM users`).Scan(&hash)
+	if !strings.HasPrefix(hash, "$2a$") || strings.Contains(hash, "horse") {
+		t.Errorf("password stored as %q", hash)
+	}
+}
+
+func TestOpenImageRefusesWhatIsNotAStoredImage(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	d := closedSample(t, s, "img", [2]int{1, 0})
+	f, err := s.OpenImage(d.Fields[0].Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, name := range []string{"../results.db", "abc.png", strings.Repeat("A", 64) + ".png", d.Fields[0].Image.SHA256 + ".gif"} {
+		if _, ok := ParseImageRef(name); ok {
+			t.Errorf("ParseImageRef(%q) accepted", name)
+		}
+	}
+	// A symlink in the image tree is not served.
+	ref := d.Fields[0].Cells[0].Crop
+	p := filepath.Join(dir, ref.relPath())
+	os.Remove(p)
+	os.Symlink(filepath.Join(dir, DBName), p)
+	if f, err := s.OpenImage(ref); err == nil {
+		f.Close()
+		t.Error("served a symlink")
+	}
+}
+
+func TestOpenExistingNeverCreates(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenExisting(context.Background(), dir, Options{}); !errors.Is(err, ErrNoStore) {
+		t.Errorf("empty directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, DBName)); err == nil {
+		t.Error("OpenExisting created a database")
+	}
+}
