@@ -133,7 +133,7 @@ type SampleDetail struct {
 }
 
 // Current is the newest review version, nil when there is none.
-func (d *SampleDetail) Current() *ReviewVersion {
+func (d SampleDetail) Current() *ReviewVersion {
 	if len(d.Versions) == 0 {
 		return nil
 	}
@@ -141,7 +141,7 @@ func (d *SampleDetail) Current() *ReviewVersion {
 }
 
 // Cells lists every cell of the sample, as the device's tally counts them.
-func (d *SampleDetail) Cells() []CellDetail {
+func (d SampleDetail) Cells() []CellDetail {
 	var out []CellDetail
 	for _, f := range d.Fields {
 		out = append(out, f.Cells...)
@@ -153,7 +153,7 @@ func (d *SampleDetail) Cells() []CellDetail {
 // calls replace the device's: a cell called blast counts as a confident
 // blast, not-blast as a confident normal cell, unusable is not counted.
 // An incomplete sample stays incomplete.
-func (d *SampleDetail) ReviewedVerdict(calls map[int64]Call) (Verdict, error) {
+func (d SampleDetail) ReviewedVerdict(calls map[int64]Call) (Verdict, error) {
 	if d.Rule == nil {
 		return Verdict{}, ErrSampleOpen
 	}
@@ -539,9 +539,9 @@ func audit(ctx context.Context, tx *sql.Tx, now time.Time, user, action string, 
 	return err
 }
 
-// Audit records an action that concerns no sample (a login, a failed
-// login) in the audit trail.
-func (s *Store) Audit(ctx context.Context, user, action, detail string) error {
+// Audit records an action in the audit trail: about a sample when code is
+// not empty (a refused signature), else about no sample (a login).
+func (s *Store) Audit(ctx context.Context, user, action, code, detail string) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -552,7 +552,13 @@ func (s *Store) Audit(ctx context.Context, user, action, detail string) error {
 		return classify("audit", err)
 	}
 	defer tx.Rollback()
-	if err := audit(ctx, tx, s.opt.Clock.Now(), user, action, 0, 0, "", detail, ""); err != nil {
+	var id int64
+	if code != "" {
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM samples WHERE code = ?`, code).Scan(&id); err != nil {
+			return fmt.Errorf("audit: sample %q: %w", code, ErrNoSample)
+		}
+	}
+	if err := audit(ctx, tx, s.opt.Clock.Now(), user, action, id, 0, "", detail, ""); err != nil {
 		return classify("audit", err)
 	}
 	return classify("audit", tx.Commit())

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +62,16 @@ type Config struct {
 	Storage   Storage   `toml:"storage"`
 	Screening Screening `toml:"screening"`
 	Daemon    Daemon    `toml:"daemon"`
+	Review    Review    `toml:"review"`
+}
+
+// Review is the review station (allscreen-review), a process of its own:
+// the capture daemon keeps no network.
+type Review struct {
+	// Listen is the one address the station serves, host:port with an IP
+	// address: loopback for a kiosk browser on the device's own screen, or
+	// one LAN or USB-gadget address. Never every address (0.0.0.0, ::).
+	Listen string `toml:"listen"`
 }
 
 // Camera says where fields come from.
@@ -159,6 +171,7 @@ func Default() Config {
 		Screening: Screening{MinWhiteCells: 100, ReferAlpha: 0.01, ReferBlasts: 2,
 			MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.10, MaxOpen: Duration{2 * time.Hour}},
 		Daemon: Daemon{Retry: Duration{5 * time.Second}, LogLevel: "info"},
+		Review: Review{Listen: "127.0.0.1:8480"},
 	}
 }
 
@@ -417,6 +430,26 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("daemon.log_level", "%q is not one of debug, info, warn, error", c.Daemon.LogLevel)
+	}
+	if err := c.Review.validate(); err != nil {
+		return bad("review.listen", "%v", err)
+	}
+	return nil
+}
+
+func (r Review) validate() error {
+	host, port, err := net.SplitHostPort(r.Listen)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", r.Listen)
+	}
+	ip := net.ParseIP(host)
+	switch n, perr := strconv.Atoi(port); {
+	case ip == nil:
+		return fmt.Errorf("%q: the host must be an IP address, such as 127.0.0.1 or the USB gadget's", host)
+	case ip.IsUnspecified():
+		return fmt.Errorf("%q would serve every network: name one address", host)
+	case perr != nil || n < 1 || n > 65535:
+		return fmt.Errorf("port %q is not 1-65535", port)
 	}
 	return nil
 }
