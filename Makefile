@@ -35,7 +35,7 @@ vet: ## go vet, and gofmt must have nothing to say
 	if [ -n "$$unformatted" ]; then echo "gofmt -l:"; echo "$$unformatted"; exit 1; fi
 
 go-test: vet ## Go unit and real-data tests, with the race detector
-	$(GO) test -race -count=1 -timeout 30m ./...
+	ALLSCREEN_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 test: test-deps go-test $(TEST_TARGETS) ## everything CI runs (installs what is missing first)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds allscreend and allscreen for ARCH (amd64 or arm64) into
+# Builds allscreend, allscreen and allscreen-review for ARCH (amd64 or arm64) into
 # build/out/ARCH/ with the release flags the packages use.
 #   build/binaries.sh amd64|arm64
 set -euo pipefail
@@ -20,4 +20,5 @@ fi
 flags=(-ldflags "-s -w -X main.version=$version")
 go build "${flags[@]}" -o "$out/allscreend" ./cmd/allscreend
 go build "${flags[@]}" -o "$out/allscreen" ./cmd/allscreen
+go build "${flags[@]}" -o "$out/allscreen-review" ./cmd/allscreen-review
 ls -l "$out"

@@ -20,7 +20,8 @@ cleanup() {
 trap cleanup EXIT
 
 dpkg -i "$deb"
-for f in /usr/bin/allscreend /usr/bin/allscreen /lib/systemd/system/allscreend.service \
+for f in /usr/bin/allscreend /usr/bin/allscreen /usr/bin/allscreen-review /lib/systemd/system/allscreend.service \
+         /lib/systemd/system/allscreen-review.service \
          /usr/lib/sysusers.d/allscreen.conf /lib/udev/rules.d/60-allscreen.rules /etc/allscreen/allscreen.toml; do
   [[ -e $f ]] || { echo "deb-install-test.sh: $f not installed" >&2; exit 1; }
 done
@@ -56,8 +57,20 @@ grep -q 'STOPPING=1' "$work/notify.log"
 [[ -d /var/lib/allscreen ]] # it wrote its results database there
 ls /var/lib/allscreen
 
+# The review station, as its unit runs it, on the database the daemon made:
+# an account, the health page, and a page refused without a login.
+printf 'reviewer password\n2468\n' | setpriv --reuid=allscreen --regid=allscreen --init-groups \
+  /usr/bin/allscreen user add "Install Test" --role reviewer --state /var/lib/allscreen
+setpriv --reuid=allscreen --regid=allscreen --init-groups \
+  /usr/bin/allscreen-review --config /etc/allscreen/allscreen.toml --listen 127.0.0.1:18480 </dev/null >"$work/review.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -fsS http://127.0.0.1:18480/health >/dev/null 2>&1 && break; sleep 0.1; done
+[[ $(curl -fsS http://127.0.0.1:18480/health) == ok ]] || { echo "deb-install-test.sh: review station not healthy" >&2; cat "$work/review.log" >&2; exit 1; }
+[[ $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18480/) == 303 ]] || { echo "deb-install-test.sh: the sample list answered without a login" >&2; exit 1; }
+kill -TERM "$pid"; wait "$pid"; pid=""
+
 dpkg --purge allscreen
-for f in /usr/bin/allscreend /lib/systemd/system/allscreend.service /etc/allscreen/allscreen.toml; do
+for f in /usr/bin/allscreend /usr/bin/allscreen-review /lib/systemd/system/allscreend.service /lib/systemd/system/allscreen-review.service /etc/allscreen/allscreen.toml; do
   [[ ! -e $f ]] || { echo "deb-install-test.sh: $f left after purge" >&2; exit 1; }
 done
 echo "deb-install-test.sh: installed, started (READY), stopped and purged $deb"

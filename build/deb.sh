@@ -12,13 +12,13 @@ cd "$(dirname "$0")/.."
 arch=${1:?usage: build/deb.sh amd64|arm64 [--no-models]}
 models=yes
 [[ ${2:-} == --no-models ]] && models=no
-[[ -x build/out/$arch/allscreend ]] || build/binaries.sh "$arch"
-[[ -x build/out/amd64/allscreend ]] || build/binaries.sh amd64
+[[ -x build/out/$arch/allscreen-review ]] || build/binaries.sh "$arch"
+[[ -x build/out/amd64/allscreen-review ]] || build/binaries.sh amd64
 
 needed() { objdump -p "$1" | awk '$1=="NEEDED"{print $2}' | sort -u; }
-host_needed=$( (needed build/out/amd64/allscreend; needed build/out/amd64/allscreen) | sort -u)
+host_needed=$( (needed build/out/amd64/allscreend; needed build/out/amd64/allscreen; needed build/out/amd64/allscreen-review) | sort -u)
 if [[ $arch != amd64 ]]; then
-  arch_needed=$( (needed "build/out/$arch/allscreend"; needed "build/out/$arch/allscreen") | sort -u)
+  arch_needed=$( (needed "build/out/$arch/allscreend"; needed "build/out/$arch/allscreen"; needed "build/out/$arch/allscreen-review") | sort -u)
   extra=$(comm -13 <(echo "$host_needed") <(echo "$arch_needed"))
   if [[ -n $extra ]]; then
     echo "deb.sh: the $arch binaries need libraries the amd64 ones do not: $extra" >&2
@@ -51,8 +51,8 @@ trap 'rm -rf "$root"' EXIT
 install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/lib/sysusers.d" \
   "$root/usr/lib/tmpfiles.d" "$root/lib/udev/rules.d" "$root/etc/allscreen" "$root/usr/share/doc/$name" \
   "$root/usr/share/allscreen/model"
-install -m 0755 "build/out/$arch/allscreend" "build/out/$arch/allscreen" "$root/usr/bin/"
-install -m 0644 systemd/allscreend.service "$root/lib/systemd/system/"
+install -m 0755 "build/out/$arch/allscreend" "build/out/$arch/allscreen" "build/out/$arch/allscreen-review" "$root/usr/bin/"
+install -m 0644 systemd/allscreend.service systemd/allscreen-review.service "$root/lib/systemd/system/"
 install -m 0644 systemd/allscreen.sysusers "$root/usr/lib/sysusers.d/allscreen.conf"
 install -m 0644 systemd/allscreen.tmpfiles "$root/usr/lib/tmpfiles.d/allscreen.conf"
 install -m 0644 systemd/60-allscreen.rules "$root/lib/udev/rules.d/"
@@ -87,8 +87,9 @@ if [ "$1" = configure ]; then
   if [ -d /run/udev ]; then udevadm control --reload-rules || true; udevadm trigger || true; fi
   if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
-    systemctl enable allscreend.service
+    systemctl enable allscreend.service allscreen-review.service
     systemctl restart allscreend.service || true
+    systemctl restart allscreen-review.service || true
   fi
 fi
 SCRIPT
@@ -96,8 +97,8 @@ cat > "$root/DEBIAN/prerm" <<'SCRIPT'
 #!/bin/sh
 set -e
 if [ -d /run/systemd/system ]; then
-  systemctl stop allscreend.service || true
-  [ "$1" = remove ] && systemctl disable allscreend.service || true
+  systemctl stop allscreen-review.service allscreend.service || true
+  [ "$1" = remove ] && systemctl disable allscreen-review.service allscreend.service || true
 fi
 SCRIPT
 cat > "$root/DEBIAN/postrm" <<'SCRIPT'

@@ -2,7 +2,7 @@
 # Installs what allscreen needs on Debian 12 / Raspberry Pi OS bookworm, as
 # root. Only missing packages are installed; run it as often as you like.
 #   build/deps.sh           build and run (OpenCV, Go)
-#   build/deps.sh test      + what the tests need (PyTorch, ONNX, systemd tools)
+#   build/deps.sh test      + what the tests need (PyTorch, ONNX, systemd tools, chromium, pdftoppm)
 #   build/deps.sh cross     + the arm64 cross toolchain and emulator
 set -euo pipefail
 
@@ -10,7 +10,7 @@ GO_VERSION=1.26.8
 want=(pkg-config gcc g++ libopencv-dev ca-certificates curl unzip)
 for set in "$@"; do
   case "$set" in
-    test) want+=(python3 python3-torch python3-onnx python3-torchvision python3-numpy python3-skimage python3-opencv python3-matplotlib systemd dpkg-dev sqlite3 fakeroot) ;;
+    test) want+=(python3 python3-torch python3-onnx python3-torchvision python3-numpy python3-skimage python3-opencv python3-matplotlib systemd dpkg-dev sqlite3 fakeroot chromium poppler-utils) ;;
     cross) want+=(crossbuild-essential-arm64 qemu-user qemu-user-static binfmt-support mmdebstrap) ;;
     *) echo "deps.sh: unknown set '$set' (want test or cross)" >&2; exit 2 ;;
   esac

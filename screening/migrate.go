@@ -87,7 +87,18 @@ CREATE TABLE events (
 	{3, "research mode: results made with settings outside the validated bounds", `
 ALTER TABLE samples ADD COLUMN research INTEGER NOT NULL DEFAULT 0 CHECK (research IN (0, 1));
 ALTER TABLE fields ADD COLUMN research INTEGER NOT NULL DEFAULT 0 CHECK (research IN (0, 1));`},
-	{4, "review: accounts, reviewed versions with cell calls, sign-off, an append-only audit trail", `
+	{4, "review: identity, accounts, reviewed versions with cell calls, sign-off, an append-only audit trail", `
+ALTER TABLE samples ADD COLUMN device_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE samples ADD COLUMN specimen_id TEXT;
+ALTER TABLE samples ADD COLUMN operator TEXT;
+CREATE TABLE pending_specimens (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	specimen_id TEXT NOT NULL CHECK (specimen_id != ''),
+	operator    TEXT NOT NULL CHECK (operator != ''),
+	entered_at  TEXT NOT NULL,
+	entered_by  TEXT NOT NULL,
+	sample_id   INTEGER UNIQUE REFERENCES samples(id)
+);
 CREATE TABLE users (
 	id            INTEGER PRIMARY KEY AUTOINCREMENT,
 	name          TEXT NOT NULL UNIQUE COLLATE NOCASE,

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -271,5 +272,84 @@ func TestOpenExistingNeverCreates(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, DBName)); err == nil {
 		t.Error("OpenExisting created a database")
+	}
+}
+
+// TestSpecimenEnteredBeforeTheSampleIsTaken: an entry waits for the next
+// sample only, never past PendingSpecimenMaxAge, and a later correction is
+// audited and refused once signed.
+func TestSpecimenEnteredBeforeTheSampleIsTaken(t *testing.T) {
+	ctx := context.Background()
+	clk := newFakeClock()
+	s, err := Open(ctx, t.TempDir(), Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.EnterNextSpecimen(ctx, "", "Tech", "tech"); !errors.Is(err, ErrBadSpecimen) {
+		t.Errorf("empty specimen: %v", err)
+	}
+	if err := s.EnterNextSpecimen(ctx, "LAB-0001", "Tech A", "tech"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnterNextSpecimen(ctx, "LAB-0002", "Tech A", "tech"); err != nil { // a correction replaces it
+		t.Fatal(err)
+	}
+	if sp, _, _, ok, _ := s.PendingSpecimen(ctx); !ok || sp != "LAB-0002" {
+		t.Errorf("pending %q %v", sp, ok)
+	}
+	a, err := s.CreateSample(ctx, Provenance{DeviceID: "d1"})
+	if err != nil || a.SpecimenID != "LAB-0002" || a.Operator != "Tech A" {
+		t.Fatalf("first sample %+v %v", a, err)
+	}
+	b, _ := s.CreateSample(ctx, testProvenance)
+	if b.SpecimenID != "" {
+		t.Errorf("the entry was taken twice: %+v", b)
+	}
+	s.EnterNextSpecimen(ctx, "LAB-0003", "Tech A", "tech")
+	clk.mu.Lock()
+	clk.t = clk.t.Add(PendingSpecimenMaxAge + time.Minute)
+	clk.mu.Unlock()
+	c, _ := s.CreateSample(ctx, testProvenance)
+	if c.SpecimenID != "" {
+		t.Errorf("a stale entry was taken: %+v", c)
+	}
+	list, _ := s.Samples(ctx)
+	if list[0].SpecimenID != "LAB-0002" || list[0].DeviceID != "d1" || list[1].SpecimenID != "" {
+		t.Errorf("stored: %+v", list)
+	}
+	// Set afterwards, then refused once signed.
+	s.SaveField(ctx, testField(c.ID, 3, 0, "c"))
+	s.CloseSample(ctx, c.ID, testRule)
+	if err := s.SetSpecimen(ctx, c.Code, "LAB-0003", "Tech B", "dr"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sign(ctx, c.Code, "dr"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSpecimen(ctx, c.Code, "LAB-9999", "Tech B", "dr"); !errors.Is(err, ErrSigned) {
+		t.Errorf("changed a signed sample's specimen: %v", err)
+	}
+	d, _ := s.SampleDetail(ctx, c.Code)
+	if d.SpecimenID != "LAB-0003" || d.Audit[0].Action != "set-specimen" || d.Audit[0].After != "LAB-0003 by Tech B" {
+		t.Errorf("detail %+v audit %+v", d.SampleSummary, d.Audit)
+	}
+}
+
+func TestDeviceID(t *testing.T) {
+	dir := t.TempDir()
+	serial := filepath.Join(dir, "serial")
+	machine := filepath.Join(dir, "machine-id")
+	os.WriteFile(serial, []byte("10000000a3b2c1d0\x00"), 0o644)
+	os.WriteFile(machine, []byte("0123456789abcdef0123456789abcdef\n"), 0o644)
+	if id := deviceIDFrom([]string{serial, machine}); id != "10000000a3b2c1d0" {
+		t.Errorf("serial: %q", id)
+	}
+	if id := deviceIDFrom([]string{filepath.Join(dir, "none"), machine}); id != "123456789abcdef0" {
+		t.Errorf("machine id: %q", id)
+	}
+	os.WriteFile(serial, []byte("<script>"), 0o644)
+	if id := deviceIDFrom([]string{serial}); id != "unknown" {
+		t.Errorf("junk: %q", id)
 	}
 }

@@ -89,6 +89,8 @@ type Provenance struct {
 	// Research: made in research mode (config screening.research), with
 	// settings outside the validated bounds; not a result for a patient.
 	Research bool `json:"research"`
+	// DeviceID names the device that captured it (DeviceID()).
+	DeviceID string `json:"device_id"`
 }
 
 // Open opens (creating if needed) the store in dir for reading and writing,
@@ -350,6 +352,10 @@ type Sample struct {
 	ID       int64     `json:"id"`
 	Code     string    `json:"code"`
 	OpenedAt time.Time `json:"opened_at"`
+	// SpecimenID and Operator were entered at the review station before
+	// the sample started (empty when nobody did; they can be set later).
+	SpecimenID string `json:"specimen_id,omitempty"`
+	Operator   string `json:"operator,omitempty"`
 	Provenance
 }
 
@@ -427,9 +433,12 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 	}
 	smp := Sample{ID: id, OpenedAt: now, Provenance: prov}
 	smp.Code = SampleCode(smp.ID)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research, device_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research, prov.DeviceID); err != nil {
 		return Sample{}, classify("start sample", err)
+	}
+	if smp.SpecimenID, smp.Operator, err = takePendingSpecimen(ctx, tx, smp.ID, now); err != nil {
+		return Sample{}, classify("start sample: specimen", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return Sample{}, classify("start sample", err)

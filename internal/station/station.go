@@ -9,11 +9,13 @@
 package station
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"allscreen/screening"
+	"allscreen/screening/record"
 )
 
 // Options configures a Server. Zero values take the defaults.
@@ -31,6 +34,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Secure marks the session cookie Secure (set it when served over TLS).
 	Secure bool
+	// Device names this device in reports (screening.DeviceID()).
+	Device string
 }
 
 // Server is the review station's HTTP handler.
@@ -68,6 +73,9 @@ var routes = []route{
 	{"GET", "/{$}", anyUser, (*Server).list},
 	{"GET", "/samples/{code}", anyUser, (*Server).sample},
 	{"GET", "/images/{name}", anyUser, (*Server).image},
+	{"GET", "/samples/{code}/report.pdf", anyUser, (*Server).report},
+	{"POST", "/next", anyUser, (*Server).next},
+	{"POST", "/samples/{code}/specimen", anyUser, (*Server).specimen},
 	{"POST", "/samples/{code}/cells/{cell}", reviewerOnly, (*Server).reclassify},
 	{"POST", "/samples/{code}/sign", reviewerOnly, (*Server).sign},
 	{"POST", "/samples/{code}/amend", reviewerOnly, (*Server).amend},
@@ -183,6 +191,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, screening.ErrNoSample), errors.Is(err, screening.ErrNoCell):
 		status = http.StatusNotFound
+	case errors.Is(err, screening.ErrBadSpecimen):
+		status = http.StatusBadRequest
 	case errors.Is(err, screening.ErrSigned), errors.Is(err, screening.ErrNotSigned), errors.Is(err, screening.ErrSampleOpen):
 		status = http.StatusConflict
 	case errors.Is(err, screening.ErrStorageBusy), errors.Is(err, screening.ErrStorageFault), errors.Is(err, screening.ErrStorageFull):
@@ -324,6 +334,53 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, u *screening.User)
 func (s *Server) amend(w http.ResponseWriter, r *http.Request, u *screening.User) {
 	code := r.PathValue("code")
 	if err := s.store.Amend(r.Context(), code, u.Name, r.PostFormValue("reason")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/samples/"+url.PathEscape(code), http.StatusSeeOther)
+}
+
+// report serves the sample's PDF report (DRAFT on every page until signed).
+func (s *Server) report(w http.ResponseWriter, r *http.Request, _ *screening.User) {
+	d, err := s.store.SampleDetail(r.Context(), r.PathValue("code"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var b bytes.Buffer
+	err = record.WritePDF(&b, d, s.readImage, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "allscreen-"+d.Code+".pdf"))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b.Bytes())
+}
+
+func (s *Server) readImage(ref screening.ImageRef) ([]byte, error) {
+	f, err := s.store.OpenImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<20))
+}
+
+// next records the specimen ID and operator of the next slide.
+func (s *Server) next(w http.ResponseWriter, r *http.Request, u *screening.User) {
+	if err := s.store.EnterNextSpecimen(r.Context(), r.PostFormValue("specimen"), r.PostFormValue("operator"), u.Name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// specimen sets a sample's specimen ID and operator after the fact.
+func (s *Server) specimen(w http.ResponseWriter, r *http.Request, u *screening.User) {
+	code := r.PathValue("code")
+	if err := s.store.SetSpecimen(r.Context(), code, r.PostFormValue("specimen"), r.PostFormValue("operator"), u.Name); err != nil {
 		s.fail(w, r, err)
 		return
 	}

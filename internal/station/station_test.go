@@ -180,6 +180,16 @@ func (f *fixture) frameName() string {
 	return ref.SHA256 + "." + ref.Format
 }
 
+// unchanged fails when anything a POST route writes was written.
+func (f *fixture) unchanged(t *testing.T, who string) {
+	t.Helper()
+	d := f.detail()
+	_, _, _, pending, err := f.store.PendingSpecimen(context.Background())
+	if len(d.Versions) != 0 || d.SpecimenID != "" || pending || err != nil {
+		t.Errorf("%s wrote: versions %+v, specimen %q, pending %v (%v)", who, d.Versions, d.SpecimenID, pending, err)
+	}
+}
+
 // formFor is a plausible body for each POST route.
 func formFor(pattern, csrf string) url.Values {
 	v := url.Values{"csrf": {csrf}}
@@ -189,6 +199,9 @@ func formFor(pattern, csrf string) url.Values {
 		v.Set("pin", reviewerPIN)
 	case strings.HasSuffix(pattern, "/amend"):
 		v.Set("reason", "a reason")
+	case strings.HasSuffix(pattern, "/next"), strings.HasSuffix(pattern, "/specimen"):
+		v.Set("specimen", "LAB-1")
+		v.Set("operator", "Tech")
 	case strings.Contains(pattern, "/cells/"):
 		v.Set("call", "not-blast")
 	}
@@ -222,9 +235,7 @@ func TestEveryRouteNeedsASession(t *testing.T) {
 			}
 		}
 	}
-	if d := f.detail(); len(d.Versions) != 0 {
-		t.Errorf("a request without a session wrote %+v", d.Versions)
-	}
+	f.unchanged(t, "a request without a session")
 	w := (&browser{t: t, f: f}).do("GET", "/health", nil)
 	if w.Code != http.StatusOK || w.Body.String() != "ok\n" {
 		t.Errorf("health: %d %q", w.Code, w.Body)
@@ -275,9 +286,7 @@ func TestEveryPostNeedsTheCSRFToken(t *testing.T) {
 			}
 		}
 	}
-	if d := f.detail(); len(d.Versions) != 0 {
-		t.Errorf("a forged request wrote %+v", d.Versions)
-	}
+	f.unchanged(t, "a forged request")
 	// Logout is a POST too: still logged in after the forged ones.
 	if w := rev.do("GET", "/", nil); w.Code != http.StatusOK {
 		t.Errorf("forged logout logged out: %d", w.Code)
