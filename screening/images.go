@@ -217,3 +217,21 @@ func ParseImageRef(name string) (ImageRef, bool) {
 	ref := ImageRef{SHA256: sha, Format: format}
 	return ref, ok && ref.valid()
 }
+
+// maxStoredImage bounds what ReadImage reads: a frame is at most
+// MaxFramePixels, far below this encoded.
+const maxStoredImage = 256 << 20
+
+// ReadImage reads a stored image whole (OpenImage's checks apply).
+func (s *Store) ReadImage(ref ImageRef) ([]byte, error) {
+	f, err := s.OpenImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStoredImage+1))
+	if err == nil && len(b) > maxStoredImage {
+		err = fmt.Errorf("image %s: larger than %d bytes", ref.SHA256, maxStoredImage)
+	}
+	return b, err
+}

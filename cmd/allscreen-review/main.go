@@ -83,7 +83,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           station.New(store, station.Options{Logger: log, Device: screening.DeviceID()}),
+		Handler:           station.New(store, station.Options{Logger: log, Device: screening.DeviceID(), ExportDir: cfg.Review.ExportDir}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

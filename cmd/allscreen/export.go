@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"allscreen/screening"
+	"allscreen/screening/record"
 )
 
 func init() {
-	register(command{name: "export", summary: "copy every stored result (CSV, JSON, images) to a folder, e.g. a USB stick", run: runExport})
+	register(command{name: "export", summary: "copy every stored result (CSV, JSON, images), or the signed reports (--reports), to a USB stick", run: runExport})
 }
 
 func runExport(argv []string) error {
@@ -17,6 +19,8 @@ func runExport(argv []string) error {
 	state := fs.String("state", screening.DefaultStateDir, "the daemon's state `DIR`")
 	out := fs.String("out", "", "`DIR` to write the export folder into (required)")
 	noImages := fs.Bool("no-images", false, "leave out the field and cell images")
+	reports := fs.Bool("reports", false, "write the signed reports instead: a PDF and a FHIR R4 bundle per signed sample")
+	sameDisk := fs.Bool("same-disk", false, "allow a target on the results' own disk (development only: that is no backup)")
 	args, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -31,6 +35,19 @@ func runExport(argv []string) error {
 		return err
 	}
 	defer store.Close()
+	if !*sameDisk {
+		if err := record.CheckTarget(*out, *state); err != nil {
+			return err
+		}
+	}
+	if *reports {
+		sum, err := record.ExportSigned(ctx, store, *out, record.Options{Now: time.Now(), Device: screening.DeviceID()})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("exported %d signed reports to %s\n", sum.Reports, sum.Dir)
+		return nil
+	}
 	sum, err := store.Export(ctx, *out, !*noImages)
 	if err != nil {
 		return err

@@ -90,7 +90,17 @@ func TestResultsWithoutStore(t *testing.T) {
 func TestExportCommand(t *testing.T) {
 	dir := storeWithResults(t)
 	usb := t.TempDir()
-	if code := run([]string{"export", "--state", dir, "--out", usb}); code != 0 {
+	// A folder on the results' own disk is not a USB stick (issue 13); a
+	// missing stick is not a folder to create.
+	for _, target := range []string{usb, filepath.Join(usb, "not-mounted")} {
+		if code := run([]string{"export", "--state", dir, "--out", target}); code != 1 {
+			t.Errorf("export to %s on the same disk: exit %d, want 1", target, code)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(usb, "not-mounted")); err == nil {
+		t.Error("export created the missing target")
+	}
+	if code := run([]string{"export", "--state", dir, "--out", usb, "--same-disk"}); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	got, _ := filepath.Glob(filepath.Join(usb, "allscreen-export-*", "samples.csv"))

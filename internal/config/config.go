@@ -72,6 +72,9 @@ type Review struct {
 	// address: loopback for a kiosk browser on the device's own screen, or
 	// one LAN or USB-gadget address. Never every address (0.0.0.0, ::).
 	Listen string `toml:"listen"`
+	// ExportDir is where a USB stick is mounted for exporting signed
+	// reports; it must be a filesystem other than the results' own.
+	ExportDir string `toml:"export_dir"`
 }
 
 // Camera says where fields come from.
@@ -171,7 +174,7 @@ func Default() Config {
 		Screening: Screening{MinWhiteCells: 100, ReferAlpha: 0.01, ReferBlasts: 2,
 			MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.10, MaxOpen: Duration{2 * time.Hour}},
 		Daemon: Daemon{Retry: Duration{5 * time.Second}, LogLevel: "info"},
-		Review: Review{Listen: "127.0.0.1:8480"},
+		Review: Review{Listen: "127.0.0.1:8480", ExportDir: "/media/usb"},
 	}
 }
 

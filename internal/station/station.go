@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +35,8 @@ type Options struct {
 	Secure bool
 	// Device names this device in reports (screening.DeviceID()).
 	Device string
+	// ExportDir is where the USB stick is mounted (config review.export_dir).
+	ExportDir string
 }
 
 // Server is the review station's HTTP handler.
@@ -74,6 +75,8 @@ var routes = []route{
 	{"GET", "/samples/{code}", anyUser, (*Server).sample},
 	{"GET", "/images/{name}", anyUser, (*Server).image},
 	{"GET", "/samples/{code}/report.pdf", anyUser, (*Server).report},
+	{"GET", "/samples/{code}/fhir.json", anyUser, (*Server).fhir},
+	{"POST", "/export", anyUser, (*Server).export},
 	{"POST", "/next", anyUser, (*Server).next},
 	{"POST", "/samples/{code}/specimen", anyUser, (*Server).specimen},
 	{"POST", "/samples/{code}/cells/{cell}", reviewerOnly, (*Server).reclassify},
@@ -191,6 +194,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, screening.ErrNoSample), errors.Is(err, screening.ErrNoCell):
 		status = http.StatusNotFound
+	case errors.Is(err, record.ErrNoStick):
+		status = http.StatusConflict
 	case errors.Is(err, screening.ErrBadSpecimen):
 		status = http.StatusBadRequest
 	case errors.Is(err, screening.ErrSigned), errors.Is(err, screening.ErrNotSigned), errors.Is(err, screening.ErrSampleOpen):
@@ -348,7 +353,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, _ *screening.Use
 		return
 	}
 	var b bytes.Buffer
-	err = record.WritePDF(&b, d, s.readImage, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
+	err = record.WritePDF(&b, d, s.store.ReadImage, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -357,15 +362,6 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, _ *screening.Use
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "allscreen-"+d.Code+".pdf"))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(b.Bytes())
-}
-
-func (s *Server) readImage(ref screening.ImageRef) ([]byte, error) {
-	f, err := s.store.OpenImage(ref)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 64<<20))
 }
 
 // next records the specimen ID and operator of the next slide.
@@ -385,4 +381,38 @@ func (s *Server) specimen(w http.ResponseWriter, r *http.Request, u *screening.U
 		return
 	}
 	http.Redirect(w, r, "/samples/"+url.PathEscape(code), http.StatusSeeOther)
+}
+
+// fhir serves the sample's FHIR R4 Bundle.
+func (s *Server) fhir(w http.ResponseWriter, r *http.Request, _ *screening.User) {
+	d, err := s.store.SampleDetail(r.Context(), r.PathValue("code"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, err := record.FHIRBundle(d, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "allscreen-"+d.Code+".fhir.json"))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
+}
+
+// export writes every signed report to the USB stick.
+func (s *Server) export(w http.ResponseWriter, r *http.Request, u *screening.User) {
+	if err := record.CheckTarget(s.opt.ExportDir, s.store.Dir()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sum, err := record.ExportSigned(r.Context(), s.store, s.opt.ExportDir, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.store.Audit(r.Context(), u.Name, "export", "", fmt.Sprintf("%d signed reports to %s", sum.Reports, sum.Dir))
+	s.render(w, http.StatusOK, "error.html", map[string]any{"Title": "Exported",
+		"Message": fmt.Sprintf("%d signed reports (PDF and FHIR) written to %s.", sum.Reports, sum.Dir), "Back": "/"})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -431,5 +432,26 @@ func BenchmarkSamplePage500Cells(b *testing.B) {
 		if w := br.do("GET", "/samples/"+f.code, nil); w.Code != http.StatusOK {
 			b.Fatal(w.Code)
 		}
+	}
+}
+
+// TestExportNeedsAStick: with no stick mounted at the export folder (it is
+// on the results' own disk), the export is refused in words and nothing is
+// written there.
+func TestExportNeedsAStick(t *testing.T) {
+	f := newFixture(t, 12)
+	dir := t.TempDir()
+	f.srv = New(f.store, Options{Now: f.clock.Now, ExportDir: dir})
+	b := f.login(t, "Tech", techPW)
+	w := b.do("POST", "/export", url.Values{"csrf": {b.csrf}})
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "USB stick") {
+		t.Errorf("export to the SD card: %d %s", w.Code, w.Body)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("export wrote %v", entries)
+	}
+	if w := b.do("GET", "/samples/"+f.code+"/fhir.json", nil); w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/fhir+json" ||
+		!strings.Contains(w.Body.String(), `"resourceType": "Bundle"`) {
+		t.Errorf("FHIR: %d %s", w.Code, w.Header())
 	}
 }

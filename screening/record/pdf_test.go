@@ -36,19 +36,6 @@ func openStore(t *testing.T) (*screening.Store, string) {
 	return s, dir
 }
 
-func storeImages(s *screening.Store) Images {
-	return func(ref screening.ImageRef) ([]byte, error) {
-		f, err := s.OpenImage(ref)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		var b bytes.Buffer
-		_, err = b.ReadFrom(f)
-		return b.Bytes(), err
-	}
-}
-
 // poppler reads a PDF as a person's viewer would: its text, and its
 // images' count.
 func poppler(t *testing.T, pdf []byte) (text string, images int) {
@@ -85,7 +72,7 @@ func TestReportOfAReferredSampleShowsItsBlasts(t *testing.T) {
 		t.Fatalf("fixture: %s with %d blasts", d.Outcome, d.Tally.Blasts)
 	}
 	var b bytes.Buffer
-	if err := WritePDF(&b, d, storeImages(s), Options{Now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}); err != nil {
+	if err := WritePDF(&b, d, s.ReadImage, Options{Now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
 	}
 	text, images := poppler(t, b.Bytes())
@@ -105,7 +92,7 @@ func TestReportOfAnOpenSampleIsRefused(t *testing.T) {
 	s, _ := openStore(t)
 	smp, _ := s.CreateSample(ctx, prov)
 	d, _ := s.SampleDetail(ctx, smp.Code)
-	if err := WritePDF(&bytes.Buffer{}, d, storeImages(s), Options{}); !errors.Is(err, screening.ErrSampleOpen) {
+	if err := WritePDF(&bytes.Buffer{}, d, s.ReadImage, Options{}); !errors.Is(err, screening.ErrSampleOpen) {
 		t.Errorf("open sample: %v", err)
 	}
 }
@@ -123,7 +110,7 @@ func TestReportSaysWhenAnImageIsMissing(t *testing.T) {
 	}
 	os.Remove(filepath.Join(dir, "images", blast.Crop.SHA256[:2], blast.Crop.SHA256+"."+blast.Crop.Format))
 	var b bytes.Buffer
-	if err := WritePDF(&b, d, storeImages(s), Options{}); err != nil {
+	if err := WritePDF(&b, d, s.ReadImage, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if text, images := poppler(t, b.Bytes()); !strings.Contains(text, "image missing") || images != 3 {
