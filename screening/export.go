@@ -482,11 +482,12 @@ func (w *exportWriter) writeCSVs(snap *exportSnapshot) error {
 	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
 
 	samples := [][]string{{"code", "id", "opened_at", "closed_at", "fields", "accepted_fields", "white_cells", "blasts",
-		"uncertain", "out_of_distribution", "outcome", "verdict", "reasons", "model_sha256", "config_sha256", "software_version", "research"}}
+		"uncertain", "out_of_distribution", "outcome", "verdict", "reasons", "model_sha256", "config_sha256", "software_version", "research",
+		"device_id", "specimen_id", "operator"}}
 	fields := [][]string{{"sample_code", "field_id", "number", "captured_at", "stored_at", "width", "height", "accepted",
 		"reject_reason", "white_cells", "blasts", "uncertain", "out_of_distribution", "image", "research"}}
 	cells := [][]string{{"sample_code", "field_number", "cell_number", "box_x", "box_y", "box_w", "box_h", "crop_x", "crop_y",
-		"crop_side", "area", "p_blast", "probs", "subtype", "subtype_prob", "uncertain", "out_of_distribution", "called_blast", "image"}}
+		"crop_side", "area", "p_blast", "probs (label=P)", "subtype", "subtype_prob", "uncertain", "out_of_distribution", "called_blast", "image"}}
 	for _, smp := range snap.Samples {
 		closed := ""
 		if smp.ClosedAt != nil {
@@ -495,7 +496,8 @@ func (w *exportWriter) writeCSVs(snap *exportSnapshot) error {
 		t := smp.Tally
 		samples = append(samples, []string{smp.Code, strconv.FormatInt(smp.ID, 10), ts(smp.OpenedAt), closed, itoa(smp.Fields),
 			itoa(smp.AcceptedFields), itoa(t.WhiteCells), itoa(t.Blasts), itoa(t.Uncertain), itoa(t.OutOfDistribution),
-			string(smp.Outcome), smp.Verdict, strings.Join(smp.Reasons, "; "), smp.ModelSHA256, smp.ConfigSHA256, smp.SoftwareVersion, b(smp.Research)})
+			string(smp.Outcome), smp.Verdict, strings.Join(smp.Reasons, "; "), smp.ModelSHA256, smp.ConfigSHA256, smp.SoftwareVersion, b(smp.Research),
+			smp.DeviceID, smp.SpecimenID, smp.Operator})
 		for _, f := range smp.Captures {
 			fields = append(fields, []string{smp.Code, strconv.FormatInt(f.ID, 10), itoa(f.Number), ts(f.CapturedAt), ts(f.StoredAt),
 				itoa(f.Width), itoa(f.Height), b(f.Accepted), f.RejectReason, itoa(f.Tally.WhiteCells), itoa(f.Tally.Blasts),
@@ -503,7 +505,11 @@ func (w *exportWriter) writeCSVs(snap *exportSnapshot) error {
 			for _, c := range f.Cells {
 				probs := make([]string, len(c.Probs))
 				for i, p := range c.Probs {
-					probs[i] = ftoa(p)
+					label := fmt.Sprintf("class%d", i) // a sample stored before labels were kept
+					if i < len(smp.Labels) {
+						label = smp.Labels[i]
+					}
+					probs[i] = label + "=" + ftoa(p)
 				}
 				sub := ""
 				if c.SubtypeProb != nil {

@@ -129,6 +129,11 @@ func TestExport(t *testing.T) {
 	if samples[1][0] != SampleCode(1) || samples[1][6] != "7" || samples[1][11] != "ALL SUSPECTED - REFER" || samples[2][11] != "open" {
 		t.Errorf("samples.csv: %q", samples)
 	}
+	// Each probability says which output it is (the labels of the model
+	// that made it).
+	if cells[0][12] != "probs (label=P)" || !strings.HasPrefix(cells[1][12], "normal=") || !strings.Contains(cells[1][12], ";blast=") {
+		t.Errorf("cells.csv probs: %q %q", cells[0][12], cells[1][12])
+	}
 	if fields[2][7] != "0" || fields[2][8] != "Too dark" {
 		t.Errorf("rejected field row %q", fields[2])
 	}

@@ -44,7 +44,7 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
-var testProvenance = Provenance{ModelSHA256: "m0del", ConfigSHA256: "c0nfig", SoftwareVersion: "test"}
+var testProvenance = Provenance{ModelSHA256: "m0del", ConfigSHA256: "c0nfig", SoftwareVersion: "test", Labels: []string{"normal", "blast"}}
 
 func openTestStore(t *testing.T, dir string) *Store {
 	t.Helper()

@@ -91,6 +91,7 @@ ALTER TABLE fields ADD COLUMN research INTEGER NOT NULL DEFAULT 0 CHECK (researc
 ALTER TABLE samples ADD COLUMN device_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE samples ADD COLUMN specimen_id TEXT;
 ALTER TABLE samples ADD COLUMN operator TEXT;
+ALTER TABLE samples ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
 CREATE TABLE pending_specimens (
 	id          INTEGER PRIMARY KEY AUTOINCREMENT,
 	specimen_id TEXT NOT NULL CHECK (specimen_id != ''),

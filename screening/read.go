@@ -39,7 +39,7 @@ func (s *Store) samplesWhere(ctx context.Context, q interface {
 }, where string, args ...any) ([]SampleSummary, error) {
 	rows, err := q.QueryContext(ctx, `SELECT s.id, s.code, s.opened_at, s.closed_at, s.verdict, s.verdict_text,
 		s.verdict_reasons, s.model_sha256, s.config_sha256, s.software_version, s.research,
-		s.device_id, coalesce(s.specimen_id, ''), coalesce(s.operator, ''),
+		s.device_id, coalesce(s.specimen_id, ''), coalesce(s.operator, ''), s.labels,
 		count(f.id), coalesce(sum(f.accepted), 0), coalesce(sum(f.white_cells), 0), coalesce(sum(f.blasts), 0),
 		coalesce(sum(f.uncertain), 0), coalesce(sum(f.out_of_distribution), 0)
 		FROM samples s LEFT JOIN fields f ON f.sample_id = s.id
@@ -53,13 +53,17 @@ func (s *Store) samplesWhere(ctx context.Context, q interface {
 		var r SampleSummary
 		var opened string
 		var closed, outcome, text, reasons sql.NullString
+		var labels string
 		if err := rows.Scan(&r.ID, &r.Code, &opened, &closed, &outcome, &text, &reasons,
 			&r.ModelSHA256, &r.ConfigSHA256, &r.SoftwareVersion, &r.Research,
-			&r.DeviceID, &r.SpecimenID, &r.Operator, &r.Fields, &r.AcceptedFields,
+			&r.DeviceID, &r.SpecimenID, &r.Operator, &labels, &r.Fields, &r.AcceptedFields,
 			&r.Tally.WhiteCells, &r.Tally.Blasts, &r.Tally.Uncertain, &r.Tally.OutOfDistribution); err != nil {
 			return nil, classify("list samples", err)
 		}
 		r.Tally.Fields = r.AcceptedFields
+		if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
+			return nil, fmt.Errorf("sample %s: unreadable labels %q", r.Code, labels)
+		}
 		if r.OpenedAt, err = parseTime(opened); err != nil {
 			return nil, fmt.Errorf("sample %s: bad opening time %q", r.Code, opened)
 		}

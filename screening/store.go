@@ -91,6 +91,9 @@ type Provenance struct {
 	Research bool `json:"research"`
 	// DeviceID names the device that captured it (DeviceID()).
 	DeviceID string `json:"device_id"`
+	// Labels name the classifier's outputs, in the order of each cell's
+	// probabilities (the model manifest's labels).
+	Labels []string `json:"labels,omitempty"`
 }
 
 // Open opens (creating if needed) the store in dir for reading and writing,
@@ -193,8 +196,10 @@ func OpenReadOnly(ctx context.Context, dir string, opt Options) (*Store, error) 
 	case v > SchemaVersion:
 		db.Close()
 		return nil, fmt.Errorf("%s: schema version %d, this software knows up to %d: %w", path, v, SchemaVersion, ErrSchemaTooNew)
+	case v < SchemaVersion:
+		db.Close()
+		return nil, fmt.Errorf("%s: schema version %d, this software reads %d: start allscreend once (it upgrades the database) and try again", path, v, SchemaVersion)
 	}
-	// Older versions read fine: every query here uses only version 1 tables.
 	return &Store{dir: dir, db: db, files: osFileSystem{}, opt: opt, readOnly: true}, nil
 }
 
@@ -433,8 +438,10 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 	}
 	smp := Sample{ID: id, OpenedAt: now, Provenance: prov}
 	smp.Code = SampleCode(smp.ID)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research, device_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research, prov.DeviceID); err != nil {
+	labels, _ := json.Marshal(append([]string{}, prov.Labels...))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research, device_id, labels)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research,
+		prov.DeviceID, string(labels)); err != nil {
 		return Sample{}, classify("start sample", err)
 	}
 	if smp.SpecimenID, smp.Operator, err = takePendingSpecimen(ctx, tx, smp.ID, now); err != nil {

@@ -300,7 +300,8 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			Analyzer: &screening.Analyzer{Gate: qualityGate, Find: vision.DefaultFindOptions, Classifier: net},
 			Rule:     rule,
 			Provenance: screening.Provenance{ModelSHA256: net.Manifest().ONNXSHA256, ConfigSHA256: cfg.SHA256(),
-				SoftwareVersion: version, Research: cfg.Screening.Research, DeviceID: screening.DeviceID()},
+				SoftwareVersion: version, Research: cfg.Screening.Research, DeviceID: screening.DeviceID(),
+				Labels: net.Manifest().Labels},
 			Logger: log,
 		})
 		if err != nil {
