@@ -43,7 +43,13 @@ session() {
     tail -f --pid="$pid" "$panel" | grep --line-buffered -v -e 'Analysing\.\.\.' -e '"Field [0-9]*: ' -e '^lights: \(ready\|working\)$' &
   fi
   wait_for 1 'lights: ready'
+  local nexts=0
   for sample in "$@"; do
+    if ((nexts < verdicts)); then
+      # After a verdict the first press asks for the next slide.
+      kill -USR1 "$pid"; nexts=$((nexts + 1))
+      wait_for "$nexts" 'next slide'
+    fi
     for _ in $(seq "$sample"); do
       kill -USR1 "$pid"; fields=$((fields + 1))
       wait_for "$fields" '"Field [0-9]*'

@@ -134,7 +134,10 @@ type Verdict struct {
 	// Reasons say, in words for a person, why the outcome was reached
 	// (always set for Inconclusive).
 	Reasons []string `json:"reasons"`
-	Tally   Tally    `json:"tally"`
+	// Short are the reasons in words that fit a 16-column display line,
+	// one per reason, for the device's screens.
+	Short []string `json:"-"`
+	Tally Tally    `json:"tally"`
 	// Incomplete: the sample was closed before the technician finished it
 	// (found open at power-on and closed, or open too long); see
 	// DecideIncomplete.
@@ -170,13 +173,14 @@ func Decide(t Tally, r Rule) Verdict {
 	v := Verdict{Tally: t}
 	conf := t.Confident()
 	if t.WhiteCells == 0 {
-		v.Outcome, v.Reasons = Inconclusive, []string{"no white cells were found in the accepted fields"}
+		v.Outcome, v.Reasons, v.Short = Inconclusive, []string{"no white cells were found in the accepted fields"}, []string{"No WBC found"}
 		return v
 	}
 	if frac(t.OutOfDistribution, t.WhiteCells) > r.MaxOutOfDistributionFraction {
 		v.Outcome = Inconclusive
 		v.Reasons = []string{fmt.Sprintf("%d of %d white cells look unlike the model's training data: check the stain, focus and magnification",
 			t.OutOfDistribution, t.WhiteCells)}
+		v.Short = []string{"Unusual cells"}
 		return v
 	}
 	if t.Blasts >= r.referCount(conf) {
@@ -187,13 +191,20 @@ func Decide(t Tally, r Rule) Verdict {
 	if t.Blasts > 0 {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("%d suspicious cell(s) in %d, fewer than the %d needed to refer: review them",
 			t.Blasts, conf, r.referCount(conf)))
+		v.Short = append(v.Short, fmt.Sprintf("%d suspicious", t.Blasts))
 	}
 	if frac(t.Uncertain, t.WhiteCells) > r.MaxUncertainFraction {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("the model was unsure of %d of %d white cells", t.Uncertain, t.WhiteCells))
+		v.Short = append(v.Short, fmt.Sprintf("%d unsure", t.Uncertain))
 	}
 	if conf < r.MinWhiteCells {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("only %d white cells classified with confidence; %d needed: capture more fields",
 			conf, r.MinWhiteCells))
+		few := fmt.Sprintf("Only %d/%d WBC", conf, r.MinWhiteCells)
+		if len(few) > 16 {
+			few = fmt.Sprintf("%d/%d WBC", conf, r.MinWhiteCells)
+		}
+		v.Short = append(v.Short, few)
 	}
 	if len(v.Reasons) > 0 {
 		v.Outcome = Inconclusive
@@ -216,6 +227,7 @@ func DecideIncomplete(t Tally, r Rule, why string) Verdict {
 	v := Decide(t, r)
 	v.Incomplete = true
 	v.Reasons = append([]string{incompletePrefix + why}, v.Reasons...)
+	v.Short = append([]string{"Incomplete"}, v.Short...)
 	if v.Outcome != Refer {
 		v.Outcome = Inconclusive
 	}

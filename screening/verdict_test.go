@@ -185,3 +185,25 @@ func TestDecideIncomplete(t *testing.T) {
 		t.Errorf("incomplete sample with blasts: %+v", v)
 	}
 }
+
+// TestShortReasonsFitASixteenColumnLine: every inconclusive verdict has one
+// short reason per reason, each within a 16x2 LCD's line.
+func TestShortReasonsFitASixteenColumnLine(t *testing.T) {
+	for _, min := range []int{100, 1000, 9999} {
+		r := Rule{BlastThreshold: 0.5, CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 2, MinWhiteCells: min,
+			MaxUncertainFraction: 0.2, MaxOutOfDistributionFraction: 0.1}
+		for _, t0 := range []Tally{{}, {WhiteCells: 5, OutOfDistribution: 5, Uncertain: 5}, {WhiteCells: 9998, Blasts: 1},
+			{WhiteCells: 9998, Uncertain: 9000}, {WhiteCells: 40, Blasts: 1, Uncertain: 20}} {
+			for _, v := range []Verdict{Decide(t0, r), DecideIncomplete(t0, r, "why")} {
+				if v.Outcome == Inconclusive && len(v.Short) != len(v.Reasons) {
+					t.Errorf("%+v: %d short reasons for %d reasons", t0, len(v.Short), len(v.Reasons))
+				}
+				for _, s := range v.Short {
+					if len(s) > 16 || s == "" {
+						t.Errorf("%+v min %d: short reason %q does not fit 16 columns", t0, min, s)
+					}
+				}
+			}
+		}
+	}
+}

@@ -161,8 +161,9 @@ func run(args []string) int {
 			return notifier.Notify(state)
 		}),
 		Log: log, Retry: retry.C, Watchdog: watchdog,
-		Research: cfg.Screening.Research,
-		MaxOpen:  cfg.Screening.MaxOpen.Duration,
+		Research:      cfg.Screening.Research,
+		MaxOpen:       cfg.Screening.MaxOpen.Duration,
+		MinWhiteCells: cfg.Screening.MinWhiteCells,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)

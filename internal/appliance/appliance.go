@@ -87,6 +87,9 @@ type Options struct {
 	// the next press or at power-on (a slide left on the stage, the next
 	// patient's slide put under it); 0: no limit.
 	MaxOpen time.Duration
+	// MinWhiteCells is the count NO BLASTS SEEN needs (the verdict rule's):
+	// the screens show progress toward it ("43/100 WBC"). 0: counts only.
+	MinWhiteCells int
 	// Research: the screening settings are outside the validated bounds
 	// (config screening.research). Every screen then starts with RESEARCH,
 	// and its last line gives way on a small display.
@@ -109,6 +112,9 @@ type Appliance struct {
 	// noticed: the session's Notice has been shown; ack: it is on the
 	// display until a press acknowledges it (that press does nothing else).
 	noticed, ack bool
+	// nextSlide: a verdict is on the display; the next press asks for the
+	// next slide rather than starting a sample on the one still there.
+	nextSlide bool
 }
 
 // New checks the wiring.
@@ -279,9 +285,9 @@ func (a *Appliance) showState() {
 		cols, rows := a.o.Display.Size()
 		a.show(screenResume(smp, cols, rows))
 	} else if ok {
-		a.show(screenIdle(&smp, t))
+		a.show(screenIdle(&smp, t, a.o.MinWhiteCells))
 	} else {
-		a.show(screenIdle(nil, t))
+		a.show(screenIdle(nil, t, a.o.MinWhiteCells))
 	}
 }
 
@@ -352,6 +358,13 @@ func (a *Appliance) press(ctx context.Context, p device.Press) {
 		a.settle(ctx) // then the open-sample question, if any
 		return
 	}
+	if a.nextSlide {
+		a.nextSlide = false
+		cols, rows := a.o.Display.Size()
+		a.light(device.LightReady)
+		a.show(screenNextSlide(cols, rows))
+		return
+	}
 	if a.confirm {
 		a.confirm = false
 		if p == device.LongPress {
@@ -398,7 +411,7 @@ func (a *Appliance) captureField(ctx context.Context) {
 	} else {
 		a.light(device.LightRejected)
 	}
-	a.show(screenField(res, cols, rows))
+	a.show(screenField(res, a.o.MinWhiteCells, cols, rows))
 	a.notify(fmt.Sprintf("STATUS=Sample %s: %d fields, %d WBC, %d suspicious", res.Sample.Code,
 		res.Running.Fields, res.Running.WhiteCells, res.Running.Blasts))
 }
@@ -480,7 +493,9 @@ func (a *Appliance) showVerdict(ctx context.Context, c screening.ClosedSample, e
 	default:
 		a.light(device.LightReview)
 	}
-	a.show(screenVerdict(c))
+	cols, rows := a.o.Display.Size()
+	a.show(screenVerdict(c, cols, rows))
+	a.nextSlide = true
 	a.notify(fmt.Sprintf("STATUS=Sample %s: %s", c.Code, c.Verdict.Headline()))
 }
 

@@ -351,6 +351,8 @@ func TestResumedSampleIsNeverSilentlyContinued(t *testing.T) {
 		t.Errorf("events: %q", r.ev.all())
 	}
 	r.presses <- device.ShortPress
+	r.waitShown("next slide")
+	r.presses <- device.ShortPress
 	r.waitShown("Sample " + screening.SampleCode(2))
 	if r.has("commit field " + code + "/4") {
 		t.Errorf("a field joined the closed sample: %q", r.ev.all())
@@ -364,7 +366,7 @@ func TestResumedSampleContinuedOnAPress(t *testing.T) {
 	code := screening.SampleCode(1)
 	r.waitShown("Sample " + code + " open")
 	r.presses <- device.ShortPress
-	r.waitShown("Sample " + code + " / 3 fields, 21 WBC / Press: next field")
+	r.waitShown("Sample " + code + " / 21 WBC / Press: next field")
 	if r.has("commit field") {
 		t.Fatalf("the answering press took a field: %q", r.ev.all())
 	}
@@ -423,7 +425,13 @@ func TestFieldThenVerdict(t *testing.T) {
 	if !r.has("light refer") || !r.has("light working") {
 		t.Errorf("lights: %q", r.ev.all())
 	}
-	// The next press starts a new sample with a new code.
+	// The next press asks for the next slide (issue 13) and captures
+	// nothing; the one after starts a new sample with a new code.
+	r.presses <- device.ShortPress
+	r.waitShown("Done. Load the / next slide, then / press to start it")
+	if r.has("commit field " + screening.SampleCode(2)) {
+		t.Fatalf("the press after the verdict captured a field: %q", r.ev.all())
+	}
 	r.presses <- device.ShortPress
 	r.waitShown("Sample " + screening.SampleCode(2))
 }
@@ -506,7 +514,7 @@ func TestCameraUnpluggedMidSample(t *testing.T) {
 	r.set(func() { r.camErr = nil })
 	r.retry <- time.Time{}
 	// Back, with the same sample still open.
-	r.waitShown("Sample " + screening.SampleCode(1) + " / 1 fields, 7 WBC")
+	r.waitShown("Sample " + screening.SampleCode(1) + " / 7 WBC")
 	r.presses <- device.ShortPress
 	r.waitShown("Field 2: 7 WBC")
 }
@@ -536,6 +544,8 @@ func TestDisplayAbsentKeepsWorkingOnLEDs(t *testing.T) {
 		t.Errorf("events: %q", r.ev.all())
 	}
 	r.disp.setFail(nil) // plugged back: the next screen reaches it
+	r.presses <- device.ShortPress
+	r.waitShown("next slide")
 	r.presses <- device.ShortPress
 	r.waitShown("Field 1")
 	if !r.has("show Sample") {

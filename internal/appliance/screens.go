@@ -15,11 +15,29 @@ func narrow(cols, rows int) bool { return cols < 18 || rows < 4 }
 
 func screenStarting() []string { return []string{"allscreen", "Self-test..."} }
 
-func screenIdle(smp *screening.Sample, t screening.Tally) []string {
+func screenIdle(smp *screening.Sample, t screening.Tally, min int) []string {
 	if smp == nil {
 		return []string{"READY", "Press: new sample"}
 	}
-	return []string{"Sample " + smp.Code, fmt.Sprintf("%d fields, %d WBC", t.Fields, t.WhiteCells), "Press: next field"}
+	return []string{"Sample " + smp.Code, progress(t, min), "Press: next field"}
+}
+
+// progress is the sample's count toward the verdict's: confidently
+// classified white cells of the min NO BLASTS SEEN needs ("43/100 WBC").
+func progress(t screening.Tally, min int) string {
+	if min <= 0 {
+		return fmt.Sprintf("%d WBC", t.Confident())
+	}
+	return fmt.Sprintf("%d/%d WBC", t.Confident(), min)
+}
+
+// screenNextSlide follows a verdict: the press after it asks for the next
+// slide instead of starting a sample on the one still under the lens.
+func screenNextSlide(cols, rows int) []string {
+	if narrow(cols, rows) {
+		return []string{"Load next slide,", "then press"}
+	}
+	return []string{"Done. Load the", "next slide, then", "press to start it"}
 }
 
 func screenWorking(code string, field int) []string {
@@ -29,7 +47,7 @@ func screenWorking(code string, field int) []string {
 	return []string{fmt.Sprintf("%s Field %d", code, field), "Analysing..."}
 }
 
-func screenField(r screening.FieldResult, cols, rows int) []string {
+func screenField(r screening.FieldResult, min, cols, rows int) []string {
 	if narrow(cols, rows) {
 		if !r.Accepted {
 			// The reason is what the technician acts on: it goes first.
@@ -59,7 +77,7 @@ func screenField(r screening.FieldResult, cols, rows int) []string {
 	case r.Field.WhiteCells == 0:
 		lines = []string{fmt.Sprintf("Field %d: no white", r.Number), "cell here: move on"}
 	}
-	return append([]string{"Sample " + r.Sample.Code}, append(lines, fmt.Sprintf("%d fields, %d WBC", r.Running.Fields, r.Running.WhiteCells))...)
+	return append([]string{"Sample " + r.Sample.Code}, append(lines, progress(r.Running, min))...)
 }
 
 // screenNotice tells that the results database was damaged and set aside
@@ -81,7 +99,7 @@ func screenResume(smp screening.Sample, cols, rows int) []string {
 	return []string{"Sample " + smp.Code + " open", "since " + since + ":", "Press: continue it", "Hold: close it"}
 }
 
-func screenVerdict(c screening.ClosedSample) []string {
+func screenVerdict(c screening.ClosedSample, cols, rows int) []string {
 	v := c.Verdict
 	if v.Incomplete && v.Outcome != screening.Refer {
 		return []string{c.Code + " REVIEW:", "INCOMPLETE", fmt.Sprintf("%d WBC,", v.Tally.WhiteCells), fmt.Sprintf("%d suspicious", v.Tally.Blasts)}
@@ -92,7 +110,15 @@ func screenVerdict(c screening.ClosedSample) []string {
 	case screening.NoBlastsSeen:
 		return []string{fmt.Sprintf("%s NO BLASTS SEEN in %d WBC", c.Code, v.Tally.Confident())}
 	}
-	return []string{c.Code + " REVIEW:", "INCONCLUSIVE", fmt.Sprintf("%d WBC,", v.Tally.WhiteCells), fmt.Sprintf("%d suspicious", v.Tally.Blasts)}
+	// Why, in words: on the 16x2 the first reason replaces the word
+	// INCONCLUSIVE (REVIEW and the lights say it); the OLED has both.
+	if len(v.Short) == 0 {
+		v.Short = []string{fmt.Sprintf("%d suspicious", v.Tally.Blasts)}
+	}
+	if narrow(cols, rows) {
+		return []string{c.Code + " REVIEW:", v.Short[0]}
+	}
+	return append([]string{c.Code + " REVIEW:", "INCONCLUSIVE"}, v.Short...)
 }
 
 func screenFault(short string) []string { return []string{"NOT READY", short} }

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,11 @@ func TestScreensFitBothDisplays(t *testing.T) {
 		return screening.ClosedSample{Sample: screening.Sample{Code: code},
 			Verdict: screening.Verdict{Outcome: o, Tally: screening.Tally{WhiteCells: 212, Blasts: 9}}}
 	}
+	// An inconclusive verdict says why (issue 13): the rule's own short reasons.
+	rule := screening.Rule{BlastThreshold: 0.5, CellFalsePositiveRate: 0.01, ReferAlpha: 0.01, ReferBlasts: 2,
+		MinWhiteCells: 100, MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.1}
+	tooFew := screening.ClosedSample{Sample: screening.Sample{Code: code}, Verdict: screening.Decide(screening.Tally{WhiteCells: 43}, rule)}
+	open := screening.Sample{Code: code}
 	incomplete := verdict(screening.Inconclusive)
 	incomplete.Verdict.Incomplete = true
 	for _, size := range [][2]int{{16, 2}, {18, 4}} {
@@ -31,27 +37,38 @@ func TestScreensFitBothDisplays(t *testing.T) {
 			lines []string
 			want  []string // each must appear whole on one line
 		}{
-			{"field", screenField(field, cols, rows), []string{"12:", "123 WBC", "45 suspicious"}},
-			{"rejected", screenField(rejected, cols, rows), []string{"Refocus the", "microscope"}},
+			{"field", screenField(field, 100, cols, rows), []string{"12:", "123 WBC", "45 suspicious"}},
+			{"rejected", screenField(rejected, 100, cols, rows), []string{"Refocus the", "microscope"}},
 			// A good field without white cells is not a rejected one.
-			{"no white cell", screenField(empty, cols, rows), []string{"Field 7:", "move on"}},
-			{"refer", screenVerdict(verdict(screening.Refer)), []string{code + " REFER:", "ALL SUSPECTED"}},
-			{"no blasts", screenVerdict(verdict(screening.NoBlastsSeen)), []string{code, "NO BLASTS", "SEEN in 212 WBC"}},
-			{"review", screenVerdict(verdict(screening.Inconclusive)), []string{code + " REVIEW:", "INCONCLUSIVE"}},
+			{"no white cell", screenField(empty, 100, cols, rows), []string{"Field 7:", "move on"}},
+			{"refer", screenVerdict(verdict(screening.Refer), cols, rows), []string{code + " REFER:", "ALL SUSPECTED"}},
+			{"no blasts", screenVerdict(verdict(screening.NoBlastsSeen), cols, rows), []string{code, "NO BLASTS", "SEEN in 212 WBC"}},
+			{"review", screenVerdict(verdict(screening.Inconclusive), cols, rows), []string{code + " REVIEW:", "9 suspicious"}},
+			{"review: too few", screenVerdict(tooFew, cols, rows), []string{code + " REVIEW:", "Only 43/100 WBC"}},
+			{"idle with progress", screenIdle(&open, screening.Tally{Fields: 3, WhiteCells: 45, Uncertain: 2}, 100), []string{"Sample " + code, "43/100 WBC"}},
+			{"next slide", screenNextSlide(cols, rows), []string{"next slide", "press"}},
 			{"working", screenWorking(code, 12), []string{code + " Field 12"}},
 			{"fault", screenFault("No camera: plug in microscope"), []string{"NOT READY", "No camera:"}},
 			{"resume", screenResume(screening.Sample{Code: code, OpenedAt: time.Date(2026, 12, 7, 23, 59, 0, 0, time.Local)}, cols, rows),
 				[]string{code, "23:59"}},
-			{"incomplete", screenVerdict(incomplete), []string{code + " REVIEW:", "INCOMPLETE"}},
+			{"incomplete", screenVerdict(incomplete, cols, rows), []string{code + " REVIEW:", "INCOMPLETE"}},
 			{"notice", screenNotice(cols, rows), []string{"kept", "aside"}},
 		}
+		resume := slices.IndexFunc(cases, func(c struct {
+			name  string
+			lines []string
+			want  []string
+		}) bool {
+			return c.name == "resume"
+		})
 		if rows >= 4 {
-			cases[0].want = append(cases[0].want, "Sample "+code)
-			cases[8].want = append(cases[8].want, "Press: continue it", "Hold: close it")
+			cases[0].want = append(cases[0].want, "Sample "+code, "1234/100 WBC")
+			cases[resume].want = append(cases[resume].want, "Press: continue it", "Hold: close it")
+			cases[5].want = append(cases[5].want, "INCONCLUSIVE")
 		} else {
-			cases[8].want = append(cases[8].want, "Tap:go Hold:end")
+			cases[resume].want = append(cases[resume].want, "Tap:go Hold:end")
 		}
-		if got := strings.Join(device.Fit(screenField(empty, cols, rows), cols, rows), " "); strings.Contains(got, "reject") {
+		if got := strings.Join(device.Fit(screenField(empty, 100, cols, rows), cols, rows), " "); strings.Contains(got, "reject") {
 			t.Errorf("%dx%d: a good field without white cells reads as rejected: %q", cols, rows, got)
 		}
 		for _, c := range cases {
