@@ -117,27 +117,33 @@ func lamp(name string, m device.Lamp, colour string) string {
 	return ansiDim + "( ) " + name + ansiReset
 }
 
-// draw repaints the panel in place: the cursor goes back up over the
-// previous drawing, each line is cleared and rewritten.
+// draw repaints the whole panel from the top-left corner of the terminal
+// and clears everything below it. A relative redraw (cursor up N lines)
+// breaks as soon as anything else reaches the terminal: a log line, the
+// echo of the Enter key. Drawing from home does not: whatever was printed
+// in between is overwritten or cleared, and the box is drawn at one width.
 func (p *Panel) draw() error {
 	var b strings.Builder
-	height := p.rows + 4
-	if p.drawn {
-		fmt.Fprintf(&b, "\x1b[%dA", height)
+	if !p.drawn {
+		b.WriteString("\x1b[2J") // clear the screen once
 	}
+	b.WriteString("\x1b[H")
 	g, a, r := p.light.Lamps()
-	width := p.cols + 2
-	b.WriteString("\x1b[2K┌─ allscreen (simulated) " + strings.Repeat("─", max(0, width-23)) + "┐\n")
-	b.WriteString("\x1b[2K  " + lamp("green", g, "\x1b[32m") + "  " + lamp("amber", a, "\x1b[33m") + "  " + lamp("red", r, "\x1b[31m") + "\n")
+	const title = "─ allscreen (simulated) "
+	inner := max(p.cols+2, len([]rune(title))+1) // columns between the corners
+	line := func(s string) { b.WriteString("\x1b[2K" + s + "\n") }
+	line("┌" + title + strings.Repeat("─", inner-len([]rune(title))) + "┐")
+	line("  " + lamp("green", g, "\x1b[32m") + "  " + lamp("amber", a, "\x1b[33m") + "  " + lamp("red", r, "\x1b[31m"))
 	for i := 0; i < p.rows; i++ {
 		l := ""
 		if i < len(p.lines) {
 			l = p.lines[i]
 		}
-		fmt.Fprintf(&b, "\x1b[2K│ \x1b[7m%-*s\x1b[0m │\n", p.cols, l)
+		line(fmt.Sprintf("│ \x1b[7m%-*s\x1b[0m%s │", p.cols, l, strings.Repeat(" ", inner-p.cols-2)))
 	}
-	b.WriteString("\x1b[2K└" + strings.Repeat("─", width+1) + "┘\n")
-	b.WriteString("\x1b[2K  Enter: capture a field   l + Enter: close the sample   Ctrl-C: quit\n")
+	line("└" + strings.Repeat("─", inner) + "┘")
+	line("  Enter: capture a field   l + Enter: close the sample   Ctrl-C: quit")
+	b.WriteString("\x1b[J") // anything below (log lines, echoed keys) is cleared
 	p.drawn = true
 	_, err := io.WriteString(p.w, b.String())
 	return err

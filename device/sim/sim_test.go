@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"allscreen/device"
 )
@@ -26,21 +28,37 @@ func TestPanelPlainLines(t *testing.T) {
 	}
 }
 
+// TestPanelTTYRedrawsInPlace (issue 13): every drawing starts from the
+// terminal's home position and clears what is below it, so a log line or
+// an echoed key between two drawings cannot shift the panel; and the box's
+// lines are all one width, on both display sizes.
 func TestPanelTTYRedrawsInPlace(t *testing.T) {
-	var buf bytes.Buffer
-	p := NewPanel(&buf, true, 16, 2)
-	p.Set(device.LightRefer)
-	first := buf.Len()
-	p.Show([]string{"K7M2 REFER"})
-	out := buf.String()
-	if strings.Contains(out[:first], "\x1b[6A") {
-		t.Error("first drawing must not move the cursor up")
-	}
-	if !strings.Contains(out[first:], "\x1b[6A") || !strings.Contains(out[first:], "K7M2 REFER") {
-		t.Errorf("second drawing should move up 6 lines and show the text: %q", out[first:])
-	}
-	if !strings.Contains(out, "(●) red") {
-		t.Error("red LED not drawn lit")
+	for _, size := range [][2]int{{16, 2}, {18, 4}} {
+		var buf bytes.Buffer
+		p := NewPanel(&buf, true, size[0], size[1])
+		p.Set(device.LightRefer)
+		first := buf.String()
+		buf.WriteString("time=... level=WARN msg=\"a log line\"\n\n") // what else reaches the terminal
+		mark := buf.Len()
+		p.Show([]string{"K7M2 REFER"})
+		second := buf.String()[mark:]
+		if !strings.HasPrefix(first, "\x1b[2J\x1b[H") || !strings.HasPrefix(second, "\x1b[H") || strings.Contains(second, "\x1b[2J") ||
+			!strings.HasSuffix(second, "\x1b[J") || strings.Contains(second, "\x1b[6A") {
+			t.Errorf("%v: drawings must start at home and clear below: %q", size, second)
+		}
+		if !strings.Contains(second, "K7M2 REFER") || !strings.Contains(second, "(●) red") {
+			t.Errorf("%v: second drawing %q", size, second)
+		}
+		ansi := regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+		widths := map[int]bool{}
+		for _, l := range strings.Split(strings.TrimSuffix(ansi.ReplaceAllString(second, ""), "\n"), "\n") {
+			if strings.ContainsAny(l, "┌│└") {
+				widths[utf8.RuneCountInString(l)] = true
+			}
+		}
+		if len(widths) != 1 {
+			t.Errorf("%v: the box has %d widths: %v", size, len(widths), widths)
+		}
 	}
 }
 
