@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -10,13 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 
+	"allscreen/model"
+	"allscreen/screening"
 	"allscreen/vision"
 
 	"gocv.io/x/gocv"
 )
 
 func init() {
-	register(command{name: "analyze", summary: "check image quality, find the white cells and print them",
+	register(command{name: "analyze", summary: "check image quality, find the white cells and print them (--model: and classify them)",
 		run: func(args []string) error { return runAnalyze(args, os.Stdout, os.Stderr) }})
 }
 
@@ -27,6 +30,11 @@ type cellJSON struct {
 	H      int     `json:"h"`
 	AtEdge bool    `json:"at_edge,omitempty"`
 	Smudge float64 `json:"smudge"`
+	// With --model: P(blast) and the call the verdict rule makes of it
+	// (blast, not-blast, uncertain, unlike-training-data).
+	PBlast *float64 `json:"p_blast,omitempty"`
+	Call   string   `json:"call,omitempty"`
+	Reason string   `json:"reason,omitempty"`
 }
 
 type qualityJSON struct {
@@ -58,7 +66,8 @@ func runAnalyze(argv []string, stdout, stderr io.Writer) error {
 	fs := newFlags("analyze", "IMAGE...")
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per image")
-	overlay := fs.String("overlay", "", "write each image with the cells outlined into `DIR`")
+	overlay := fs.String("overlay", "", "write each image with the cells outlined into `DIR` (with --model: coloured by call)")
+	modelPath := fs.String("model", "", "classify each cell with this model manifest `JSON` (the verdict rule's defaults call it)")
 	files, err := parseFlags(fs, argv)
 	if err != nil {
 		return err
@@ -72,10 +81,17 @@ func runAnalyze(argv []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("overlay folder: %w", err)
 		}
 	}
+	var cls *cellClassifier
+	if *modelPath != "" {
+		if cls, err = newCellClassifier(*modelPath); err != nil {
+			return err
+		}
+		defer cls.net.Close()
+	}
 	failed := 0
 	enc := json.NewEncoder(stdout)
 	for _, f := range files {
-		res, err := analyzeFile(f, *overlay)
+		res, err := analyzeFile(f, *overlay, cls)
 		if err != nil {
 			failed++
 			fmt.Fprintf(stderr, "allscreen analyze: %v\n", err)
@@ -98,7 +114,14 @@ func runAnalyze(argv []string, stdout, stderr io.Writer) error {
 			if c.AtEdge {
 				edge = " (cut by the image edge)"
 			}
-			fmt.Fprintf(stdout, "  cell %d at x=%d y=%d, %dx%d%s\n", i+1, c.X, c.Y, c.W, c.H, edge)
+			call := ""
+			if c.PBlast != nil {
+				call = fmt.Sprintf(": %s, P(blast) %.2f", c.Call, *c.PBlast)
+				if c.Reason != "" {
+					call += " (" + c.Reason + ")"
+				}
+			}
+			fmt.Fprintf(stdout, "  cell %d at x=%d y=%d, %dx%d%s%s\n", i+1, c.X, c.Y, c.W, c.H, edge, call)
 		}
 		if res.Overlay != "" {
 			fmt.Fprintf(stdout, "  overlay: %s\n", res.Overlay)
@@ -114,7 +137,7 @@ func runAnalyze(argv []string, stdout, stderr io.Writer) error {
 // analyzeFile loads one image, checks its quality and finds its white
 // cells. The cells are looked for even when the quality gate would refuse
 // the field: on the command line the person sees both and judges.
-func analyzeFile(path, overlayDir string) (analyzeJSON, error) {
+func analyzeFile(path, overlayDir string, cls *cellClassifier) (analyzeJSON, error) {
 	img, err := vision.LoadImage(path)
 	if err != nil {
 		return analyzeJSON{}, err
@@ -132,9 +155,15 @@ func analyzeFile(path, overlayDir string) (analyzeJSON, error) {
 		res.Cells = append(res.Cells, cellJSON{X: c.Box.Min.X, Y: c.Box.Min.Y, W: c.Box.Dx(), H: c.Box.Dy(), AtEdge: c.AtEdge, Smudge: c.Smudge})
 		res.RedCellRadius = c.RedCellRadius
 	}
+	var calls []string
+	if cls != nil && len(cells) > 0 {
+		if calls, err = cls.classify(img, cells, res.Cells); err != nil {
+			return analyzeJSON{}, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if overlayDir != "" {
 		out := filepath.Join(overlayDir, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))+".overlay.png")
-		if err := writeOverlay(img, cells, q, out); err != nil {
+		if err := writeOverlay(img, cells, calls, q, out); err != nil {
 			return analyzeJSON{}, fmt.Errorf("%s: %w", path, err)
 		}
 		res.Overlay = out
@@ -143,21 +172,34 @@ func analyzeFile(path, overlayDir string) (analyzeJSON, error) {
 }
 
 // writeOverlay draws each cell's outline (green), its crop square (orange)
-// and number, and the quality advice when the field fails the gate.
-func writeOverlay(img gocv.Mat, cells []vision.Cell, q vision.Quality, out string) error {
+// and number, and the quality advice when the field fails the gate. With
+// calls, each cell's outline and number take its call's colour: red blast,
+// green not blast, orange uncertain or unlike the training data.
+func writeOverlay(img gocv.Mat, cells []vision.Cell, calls []string, q vision.Quality, out string) error {
 	o := img.Clone()
 	defer o.Close()
 	thick := max(1, max(img.Cols(), img.Rows())/500)
 	green, orange, red := color.RGBA{G: 220, A: 255}, color.RGBA{R: 255, G: 150, A: 255}, color.RGBA{R: 230, A: 255}
 	for i, c := range cells {
-		if len(c.Outline) >= 3 {
-			gocv.Polylines(&o, [][]image.Point{c.Outline}, true, green, thick)
-		} else {
-			gocv.Rectangle(&o, c.Box, green, thick)
+		col := green
+		if i < len(calls) {
+			switch calls[i] {
+			case callBlast:
+				col = red
+			case callUncertain, callUnfamiliar:
+				col = orange
+			}
 		}
-		gocv.Rectangle(&o, c.Crop, orange, max(1, thick/2))
+		if len(c.Outline) >= 3 {
+			gocv.Polylines(&o, [][]image.Point{c.Outline}, true, col, thick)
+		} else {
+			gocv.Rectangle(&o, c.Box, col, thick)
+		}
+		if calls == nil {
+			gocv.Rectangle(&o, c.Crop, orange, max(1, thick/2))
+		}
 		gocv.PutText(&o, fmt.Sprint(i+1), image.Pt(c.Box.Min.X, max(12, c.Box.Min.Y-4)), gocv.FontHersheySimplex,
-			float64(thick)/2+0.4, green, thick)
+			float64(thick)/2+0.4, col, thick)
 	}
 	if !q.OK() {
 		gocv.PutText(&o, q.Advice(), image.Pt(8, 12+12*thick), gocv.FontHersheySimplex, float64(thick)/2+0.4, red, thick)
@@ -166,4 +208,61 @@ func writeOverlay(img gocv.Mat, cells []vision.Cell, q vision.Quality, out strin
 		return fmt.Errorf("could not write overlay %s (is the folder writable?)", out)
 	}
 	return nil
+}
+
+// The calls analyze --model prints, as the verdict rule makes them.
+const (
+	callBlast      = "blast"
+	callNotBlast   = "not-blast"
+	callUncertain  = "uncertain"
+	callUnfamiliar = "unlike-training-data"
+)
+
+// cellClassifier classifies found cells as the appliance does: the same
+// crops, one batch, the verdict rule's threshold (its defaults).
+type cellClassifier struct {
+	net  *model.Net
+	rule screening.Rule
+}
+
+func newCellClassifier(manifest string) (*cellClassifier, error) {
+	n, err := model.Load(manifest)
+	if err != nil {
+		return nil, err
+	}
+	rule, err := screening.RuleFor(n.Manifest().Operating, screening.DefaultRuleConfig)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return &cellClassifier{net: n, rule: rule}, nil
+}
+
+// classify fills out[i]'s P(blast) and call for cells[i] and returns the calls.
+func (c *cellClassifier) classify(img gocv.Mat, cells []vision.Cell, out []cellJSON) ([]string, error) {
+	a := screening.Analyzer{Classifier: c.net, Rule: c.rule,
+		FindCells: func(gocv.Mat) ([]vision.Cell, error) { return cells, nil }}
+	fa, err := a.Analyze(context.Background(), img)
+	if err != nil {
+		return nil, err
+	}
+	if len(fa.Cells) != len(cells) {
+		return nil, fmt.Errorf("classified %d of %d cells", len(fa.Cells), len(cells))
+	}
+	calls := make([]string, len(cells))
+	for i, r := range fa.Cells {
+		p := float64(r.Prediction.Blast)
+		switch {
+		case r.Call.OutOfDistribution:
+			calls[i] = callUnfamiliar
+		case r.Call.Uncertain:
+			calls[i] = callUncertain
+		case r.Call.Blast:
+			calls[i] = callBlast
+		default:
+			calls[i] = callNotBlast
+		}
+		out[i].PBlast, out[i].Call, out[i].Reason = &p, calls[i], r.Prediction.Reason
+	}
+	return calls, nil
 }

@@ -212,3 +212,67 @@ func TestAnalyzeExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzeWithModel (issue 13): --model classifies each cell found, as
+// the appliance calls it, and the overlay is coloured by call.
+func TestAnalyzeWithModel(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	imgs := []string{"../../samples/blast_cnmc_UID_1_2_2_all.png", "../../samples/normal_pbc_LY_6217.jpg"}
+	err := runAnalyze(append([]string{"--json", "--model", "../../model/shipped/detect.json", "--overlay", dir}, imgs...), &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	dec := json.NewDecoder(&stdout)
+	for range imgs {
+		var res analyzeJSON
+		if err := dec.Decode(&res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Cells) == 0 {
+			t.Fatalf("%s: no cells", res.File)
+		}
+		for _, c := range res.Cells {
+			if c.PBlast == nil || *c.PBlast < 0 || *c.PBlast > 1 ||
+				!strings.Contains(" blast not-blast uncertain unlike-training-data ", " "+c.Call+" ") {
+				t.Errorf("%s: cell %+v has no call", res.File, c)
+			}
+		}
+		if _, err := os.Stat(res.Overlay); err != nil {
+			t.Errorf("overlay: %v", err)
+		}
+	}
+	if err := runAnalyze([]string{"--model", filepath.Join(dir, "missing.json"), imgs[0]}, &stdout, &stderr); err == nil {
+		t.Error("a missing model was accepted")
+	}
+}
+
+// TestEvalPredictionsWithModel (issue 13): eval --model --predictions
+// writes one row per image with named probabilities.
+func TestEvalPredictionsWithModel(t *testing.T) {
+	data := t.TempDir()
+	for label, names := range map[string][]string{"blast": {"blast_cnmc_UID_1_2_2_all.png", "blast_cnmc_UID_1_3_1_all.png"},
+		"normal": {"normal_pbc_LY_6217.jpg"}} {
+		os.MkdirAll(filepath.Join(data, label), 0o755)
+		for _, n := range names {
+			b, err := os.ReadFile(filepath.Join("../../samples", n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(data, label, n), b, 0o644)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "p.csv")
+	if code := run([]string{"eval", "--model", "../../model/shipped/detect.json", "--data", data, "--predictions", out, "--json"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "file,group,label,predicted,probs (label=P)") ||
+		!strings.Contains(lines[1], "normal=") || !strings.Contains(lines[1], ";blast=") {
+		t.Errorf("predictions:\n%s", b)
+	}
+}

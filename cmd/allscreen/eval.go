@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"allscreen/internal/realdata"
@@ -89,6 +91,11 @@ func runEval(argv []string) error {
 			return err
 		}
 		result, report, title, failed = res, res.Report, res.MeasuredOn, res.Failed
+		if *predictions != "" {
+			if err := writePredictions(*predictions, res.Predictions); err != nil {
+				return err
+			}
+		}
 		if !*asJSON {
 			fmt.Printf("%s\n%s", res.MeasuredOn, res.Report.Text())
 			fmt.Printf("uncertain: %d of %d (%.1f%%); skipped (label not in the model): %d\n", res.Uncertain, res.N, 100*float64(res.Uncertain)/float64(max(1, res.N)), res.Skipped)
@@ -234,6 +241,8 @@ type ModelEval struct {
 	Skipped    int      `json:"skipped"`
 	Failed     []string `json:"failed,omitempty"`
 	Cells      int      `json:"cells,omitempty"`
+	// Predictions are one row per judged image, for --predictions.
+	Predictions [][]string `json:"-"`
 }
 
 func parseMap(s string) (map[string]string, error) {
@@ -305,6 +314,7 @@ func evalModel(manifest, subtype, data, labels, labelColumn, mapping string, fie
 			}
 			res.Cells += cells
 			outs = append(outs, model.Outcome{True: truth, Pred: called, Group: it.Group})
+			res.Predictions = append(res.Predictions, []string{it.Path, it.Group, m.Labels[truth], m.Labels[called], "", "", strconv.Itoa(cells)})
 		} else {
 			preds, err := n.Classify([]gocv.Mat{img})
 			img.Close()
@@ -327,6 +337,12 @@ func evalModel(manifest, subtype, data, labels, labelColumn, mapping string, fie
 				}
 			}
 			outs = append(outs, model.Outcome{True: truth, Pred: pred, Group: it.Group})
+			probs := make([]string, len(p.Probs))
+			for j, v := range p.Probs {
+				probs[j] = m.Labels[j] + "=" + strconv.FormatFloat(float64(v), 'g', 6, 32)
+			}
+			res.Predictions = append(res.Predictions, []string{it.Path, it.Group, m.Labels[truth], m.Labels[pred],
+				strings.Join(probs, ";"), strconv.FormatBool(p.Uncertain), ""})
 		}
 		if (i+1)%100 == 0 {
 			fmt.Fprintf(os.Stderr, "eval: %d/%d images\n", i+1, len(items))
@@ -366,4 +382,21 @@ func argmaxF(p []float32) int {
 		}
 	}
 	return b
+}
+
+// writePredictions writes eval --model's per-image predictions: the image,
+// its group, the true and the predicted label, each label's probability
+// (label=P; empty for whole fields) and whether the model was unsure; for
+// whole fields (--fields), the cells judged.
+func writePredictions(path string, rows [][]string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.Write([]string{"file", "group", "label", "predicted", "probs (label=P)", "uncertain", "cells"})
+	if err := w.WriteAll(rows); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
