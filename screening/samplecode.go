@@ -2,6 +2,7 @@ package screening
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strings"
 )
 
@@ -17,18 +18,26 @@ import (
 // character catches any single wrong character and any swap
 // of two adjacent ones when a code is typed back in (see checkIndex).
 
-const codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+// CodeAlphabet holds the characters of sample codes.
+const CodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 const (
-	codeBase     = int64(len(codeAlphabet)) // 31
+	codeBase     = int64(len(CodeAlphabet)) // 31
 	codeMinWidth = 4                        // 923,520 samples before codes grow to 5+1 characters
 	// codeMultiplier scrambles the sample number; any value coprime to 31
 	// makes number -> number*codeMultiplier mod 31^w a bijection.
 	codeMultiplier = 387_420_489 // 3^18
 )
 
-// SampleCode returns the code for sample number n (n >= 1).
-func SampleCode(n int64) string {
+// SampleCode returns the code for sample number n (n >= 1), without a
+// device prefix.
+func SampleCode(n int64) string { return PrefixedSampleCode("", n) }
+
+// PrefixedSampleCode is sample n's code on a device whose codes start with
+// prefix (characters of the code alphabet, see DevicePrefix): two devices
+// with different prefixes never issue the same code (issue 13). The check
+// character covers the prefix too.
+func PrefixedSampleCode(prefix string, n int64) string {
 	if n < 1 {
 		panic(fmt.Sprintf("screening: sample number %d < 1", n))
 	}
@@ -40,10 +49,40 @@ func SampleCode(n int64) string {
 	v := mulMod(n, codeMultiplier%mod, mod)
 	body := make([]byte, width)
 	for i := width - 1; i >= 0; i-- {
-		body[i] = codeAlphabet[v%codeBase]
+		body[i] = CodeAlphabet[v%codeBase]
 		v /= codeBase
 	}
-	return string(body) + string(codeAlphabet[checkIndex(body)])
+	body = append([]byte(prefix), body...)
+	return string(body) + string(CodeAlphabet[checkIndex(body)])
+}
+
+// MaxCodePrefix is the longest device prefix: with it a code still fits a
+// 16-column line beside "REVIEW:".
+const MaxCodePrefix = 2
+
+// ValidCodePrefix reports whether p can prefix codes: at most
+// MaxCodePrefix characters of the code alphabet.
+func ValidCodePrefix(p string) bool {
+	if len(p) > MaxCodePrefix {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if strings.IndexByte(CodeAlphabet, p[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// DevicePrefix derives a two-character code prefix from a device ID (961
+// possible). Two devices in one clinic share one with probability about
+// 1 in 961: a clinic with several devices sets each its own prefix in the
+// configuration instead (screening.code_prefix).
+func DevicePrefix(deviceID string) string {
+	h := fnv.New32a()
+	h.Write([]byte(deviceID))
+	v := int64(h.Sum32()) % (codeBase * codeBase)
+	return string([]byte{CodeAlphabet[v/codeBase], CodeAlphabet[v%codeBase]})
 }
 
 // ValidSampleCode reports whether s (any case) is a well-formed code with a
@@ -54,11 +93,11 @@ func ValidSampleCode(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if strings.IndexByte(codeAlphabet, s[i]) < 0 {
+		if strings.IndexByte(CodeAlphabet, s[i]) < 0 {
 			return false
 		}
 	}
-	return codeAlphabet[checkIndex([]byte(s[:len(s)-1]))] == s[len(s)-1]
+	return CodeAlphabet[checkIndex([]byte(s[:len(s)-1]))] == s[len(s)-1]
 }
 
 // checkIndex is the check character's index for body: the weighted sum of
@@ -69,7 +108,7 @@ func ValidSampleCode(s string) bool {
 func checkIndex(body []byte) int64 {
 	var sum int64
 	for i := range body {
-		sum += int64(i+2) * int64(strings.IndexByte(codeAlphabet, body[i]))
+		sum += int64(i+2) * int64(strings.IndexByte(CodeAlphabet, body[i]))
 	}
 	return (codeBase - sum%codeBase) % codeBase
 }

@@ -1,6 +1,7 @@
 package screening
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -47,7 +48,7 @@ func TestSampleCodeCheckCatchesTypos(t *testing.T) {
 	for n := int64(1); n <= 2000; n++ {
 		c := SampleCode(n)
 		for i := range len(c) {
-			for _, r := range codeAlphabet {
+			for _, r := range CodeAlphabet {
 				if byte(r) == c[i] {
 					continue
 				}
@@ -81,4 +82,46 @@ func FuzzValidSampleCode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		ValidSampleCode(s) // must not panic
 	})
+}
+
+// TestPrefixedCodesDifferBetweenDevices (issue 13): two devices with
+// different prefixes never issue the same code, and a prefixed code is
+// still checked whole (a misread prefix character is caught).
+func TestPrefixedCodesDifferBetweenDevices(t *testing.T) {
+	seen := map[string]string{}
+	for _, prefix := range []string{"", "K7", "K8", "7K"} {
+		if !ValidCodePrefix(prefix) {
+			t.Fatalf("prefix %q refused", prefix)
+		}
+		for n := int64(1); n <= 2000; n++ {
+			c := PrefixedSampleCode(prefix, n)
+			if !strings.HasPrefix(c, prefix) || !ValidSampleCode(c) {
+				t.Fatalf("%q %d: %q", prefix, n, c)
+			}
+			if other, dup := seen[c]; dup {
+				t.Fatalf("code %s issued by prefix %q and %q", c, prefix, other)
+			}
+			seen[c] = prefix
+		}
+	}
+	c := PrefixedSampleCode("K7", 1)
+	if ValidSampleCode("K8" + c[2:]) {
+		t.Error("a misread prefix character passed the check")
+	}
+	for _, bad := range []string{"K0", "K7M", "k7", "-"} {
+		if ValidCodePrefix(bad) {
+			t.Errorf("prefix %q accepted", bad)
+		}
+	}
+	if _, err := Open(context.Background(), t.TempDir(), Options{CodePrefix: "K0"}); err == nil {
+		t.Error("a store opened with prefix K0")
+	}
+	s, err := Open(context.Background(), t.TempDir(), Options{CodePrefix: "K7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if smp, err := s.CreateSample(context.Background(), testProvenance); err != nil || smp.Code != PrefixedSampleCode("K7", 1) {
+		t.Errorf("first sample %+v %v", smp, err)
+	}
 }

@@ -35,6 +35,9 @@ type Options struct {
 	// BusyTimeout is how long a write waits for another process's lock
 	// before failing with ErrStorageBusy. Default 5 s.
 	BusyTimeout time.Duration
+	// CodePrefix starts every new sample code (PrefixedSampleCode): this
+	// device's, so no two devices issue the same code. "" for none.
+	CodePrefix string
 }
 
 func (o Options) withDefaults() Options {
@@ -103,6 +106,9 @@ type Provenance struct {
 // ErrStorageFull: neither ever causes a file to be set aside.
 func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	opt = opt.withDefaults()
+	if !ValidCodePrefix(opt.CodePrefix) {
+		return nil, fmt.Errorf("sample code prefix %q: at most %d characters of %s", opt.CodePrefix, MaxCodePrefix, CodeAlphabet)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o750); err != nil {
 		return nil, classify("open results store", err)
 	}
@@ -437,7 +443,7 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 		return Sample{}, classify("start sample", err)
 	}
 	smp := Sample{ID: id, OpenedAt: now, Provenance: prov}
-	smp.Code = SampleCode(smp.ID)
+	smp.Code = PrefixedSampleCode(s.opt.CodePrefix, smp.ID)
 	labels, _ := json.Marshal(append([]string{}, prov.Labels...))
 	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research, device_id, labels)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research,
@@ -571,7 +577,7 @@ func (s *Store) SaveField(ctx context.Context, f *FieldRecord) (StoredField, err
 		return StoredField{}, classify("save field", err)
 	}
 	if closed.Valid {
-		return StoredField{}, fmt.Errorf("save field: sample %s was closed at %s: %w", SampleCode(f.SampleID), closed.String, ErrNoOpenSample)
+		return StoredField{}, fmt.Errorf("save field: sample %d was closed at %s: %w", f.SampleID, closed.String, ErrNoOpenSample)
 	}
 	out := StoredField{StoredAt: now, Tally: t}
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(number), 0) + 1 FROM fields WHERE sample_id = ?`, f.SampleID).Scan(&out.Number); err != nil {

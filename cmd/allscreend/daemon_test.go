@@ -367,3 +367,16 @@ func TestFrameLimitsAgree(t *testing.T) {
 		t.Errorf("config.MaxFramePixels %d, screening.MaxFramePixels %d", config.MaxFramePixels, screening.MaxFramePixels)
 	}
 }
+
+func TestCodeAlphabetsAgree(t *testing.T) {
+	if config.CodeAlphabet != screening.CodeAlphabet {
+		t.Errorf("config.CodeAlphabet %q, screening.CodeAlphabet %q", config.CodeAlphabet, screening.CodeAlphabet)
+	}
+	// And the derived prefix is always one the configuration accepts.
+	for _, id := range []string{"", "unknown", "10000000a3b2c1d0", "0123456789abcdef"} {
+		p := screening.DevicePrefix(id)
+		if !screening.ValidCodePrefix(p) || len(p) != screening.MaxCodePrefix {
+			t.Errorf("DevicePrefix(%q) = %q", id, p)
+		}
+	}
+}

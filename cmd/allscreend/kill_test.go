@@ -15,7 +15,7 @@ import (
 
 // What the panel printed that claims a stored result: a field screen
 // ("Sample CODE" then "Field N: ..." or "Field N rejected:") and a verdict
-// screen ("CODE REFER:", "CODE REVIEW:", "CODE NO BLASTS SEEN ...").
+// screen ("CODE REFER:", "CODE REVIEW:", "CODE NO BLASTS" on the OLED the simulator draws).
 var (
 	shownField   = regexp.MustCompile(`^display: "Sample ([2-9A-Z]+)" \| "Field (\d+)[: ]`)
 	shownVerdict = regexp.MustCompile(`^display: "([2-9A-Z]{5,}) (REFER:|REVIEW:|NO BLASTS)`)

@@ -288,7 +288,11 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			log.Info("site calibration loaded", "laboratory", cal.Laboratory, "normal_cells", cal.NormalCells,
 				"blast_threshold", cal.BlastThreshold, "ood_threshold", cal.OODThreshold, "cell_false_positive_rate", cal.CellFalsePositiveRate)
 		}
-		store, err := screening.Open(ctx, cfg.Storage.StateDir, screening.Options{Logger: log})
+		prefix := cfg.Screening.CodePrefix
+		if prefix == "auto" {
+			prefix = screening.DevicePrefix(screening.DeviceID())
+		}
+		store, err := screening.Open(ctx, cfg.Storage.StateDir, screening.Options{Logger: log, CodePrefix: prefix})
 		if err != nil {
 			net.Close()
 			return nil, err

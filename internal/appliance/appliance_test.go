@@ -316,7 +316,7 @@ func TestResearchModeOnEveryScreen(t *testing.T) {
 	r.presses <- device.ShortPress
 	wait("Field 1")
 	r.presses <- device.LongPress
-	wait("NO BLASTS SEEN")
+	wait("NO BLASTS")
 	for _, s := range seen {
 		if !strings.HasPrefix(s, "RESEARCH / ") {
 			t.Errorf("screen %q does not start with RESEARCH", s)
@@ -344,7 +344,7 @@ func resumedRig(t *testing.T, age, maxOpen time.Duration) *rig {
 func TestResumedSampleIsNeverSilentlyContinued(t *testing.T) {
 	r := resumedRig(t, 10*time.Minute, 2*time.Hour)
 	code := screening.SampleCode(1)
-	r.waitShown("Sample " + code + " open / since ")
+	r.waitShown("Sample " + code + " / open since ")
 	r.presses <- device.LongPress
 	r.waitShown(code + " REVIEW: / INCOMPLETE")
 	if !r.has("commit incomplete " + code + ": found open at power-on and closed by the technician") {
@@ -364,7 +364,7 @@ func TestResumedSampleIsNeverSilentlyContinued(t *testing.T) {
 func TestResumedSampleContinuedOnAPress(t *testing.T) {
 	r := resumedRig(t, 10*time.Minute, 2*time.Hour)
 	code := screening.SampleCode(1)
-	r.waitShown("Sample " + code + " open")
+	r.waitShown("Sample " + code + " / open since")
 	r.presses <- device.ShortPress
 	r.waitShown("Sample " + code + " / 21 WBC / Press: next field")
 	if r.has("commit field") {
@@ -442,7 +442,7 @@ func TestVerdictLights(t *testing.T) {
 		light string
 		words string
 	}{
-		{screening.NoBlastsSeen, "light no-blasts", "NO BLASTS SEEN in 7 WBC"},
+		{screening.NoBlastsSeen, "light no-blasts", "NO BLASTS / SEEN in 7 WBC"},
 		{screening.Inconclusive, "light review", "INCONCLUSIVE"},
 	} {
 		t.Run(string(c.o), func(t *testing.T) {
@@ -539,7 +539,7 @@ func TestDisplayAbsentKeepsWorkingOnLEDs(t *testing.T) {
 	r.presses <- device.ShortPress
 	r.waitShown("Field 1")
 	r.presses <- device.LongPress
-	r.waitShown("NO BLASTS SEEN")
+	r.waitShown("NO BLASTS")
 	if !r.has("commit verdict") || !r.has("light no-blasts") {
 		t.Errorf("events: %q", r.ev.all())
 	}

@@ -94,9 +94,9 @@ func screenNotice(cols, rows int) []string {
 func screenResume(smp screening.Sample, cols, rows int) []string {
 	since := smp.OpenedAt.Local().Format("15:04")
 	if narrow(cols, rows) {
-		return []string{smp.Code + " from " + since, "Tap:go Hold:end"}
+		return []string{smp.Code + " at " + since, "Tap:go Hold:end"}
 	}
-	return []string{"Sample " + smp.Code + " open", "since " + since + ":", "Press: continue it", "Hold: close it"}
+	return []string{"Sample " + smp.Code, "open since " + since + ":", "Press: continue it", "Hold: close it"}
 }
 
 func screenVerdict(c screening.ClosedSample, cols, rows int) []string {
@@ -108,7 +108,10 @@ func screenVerdict(c screening.ClosedSample, cols, rows int) []string {
 	case screening.Refer:
 		return []string{c.Code + " REFER:", "ALL SUSPECTED", fmt.Sprintf("%d blasts in %d WBC", v.Tally.Blasts, v.Tally.Confident())}
 	case screening.NoBlastsSeen:
-		return []string{fmt.Sprintf("%s NO BLASTS SEEN in %d WBC", c.Code, v.Tally.Confident())}
+		if narrow(cols, rows) {
+			return []string{"NO BLASTS SEEN", fmt.Sprintf("%s: %d WBC", c.Code, v.Tally.Confident())}
+		}
+		return []string{c.Code + " NO BLASTS", fmt.Sprintf("SEEN in %d WBC", v.Tally.Confident())}
 	}
 	// Why, in words: on the 16x2 the first reason replaces the word
 	// INCONCLUSIVE (REVIEW and the lights say it); the OLED has both.

@@ -13,7 +13,10 @@ import (
 // TestScreensFitBothDisplays lays every screen out on the 16x2 LCD and the
 // 18x4 OLED and checks the words that matter survive whole.
 func TestScreensFitBothDisplays(t *testing.T) {
-	code := screening.SampleCode(1234)
+	// A code with a device prefix (screening.MaxCodePrefix), at the largest
+	// sample number before codes grow a character (923,520; 250 years of
+	// ten samples a day).
+	code := screening.PrefixedSampleCode("K7", 900_000)
 	field := screening.FieldResult{Sample: screening.Sample{Code: code}, Number: 12, Accepted: true,
 		Field: screening.Tally{WhiteCells: 123, Blasts: 45}, Running: screening.Tally{Fields: 11, WhiteCells: 1234}}
 	rejected := screening.FieldResult{Sample: screening.Sample{Code: code}, Number: 3, Reject: "Refocus the microscope"}
@@ -42,7 +45,7 @@ func TestScreensFitBothDisplays(t *testing.T) {
 			// A good field without white cells is not a rejected one.
 			{"no white cell", screenField(empty, 100, cols, rows), []string{"Field 7:", "move on"}},
 			{"refer", screenVerdict(verdict(screening.Refer), cols, rows), []string{code + " REFER:", "ALL SUSPECTED"}},
-			{"no blasts", screenVerdict(verdict(screening.NoBlastsSeen), cols, rows), []string{code, "NO BLASTS", "SEEN in 212 WBC"}},
+			{"no blasts", screenVerdict(verdict(screening.NoBlastsSeen), cols, rows), []string{code, "NO BLASTS", "212 WBC"}},
 			{"review", screenVerdict(verdict(screening.Inconclusive), cols, rows), []string{code + " REVIEW:", "9 suspicious"}},
 			{"review: too few", screenVerdict(tooFew, cols, rows), []string{code + " REVIEW:", "Only 43/100 WBC"}},
 			{"idle with progress", screenIdle(&open, screening.Tally{Fields: 3, WhiteCells: 45, Uncertain: 2}, 100), []string{"Sample " + code, "43/100 WBC"}},

@@ -30,6 +30,11 @@ const DefaultPath = "/etc/allscreen/allscreen.toml"
 // import screening).
 const MaxFramePixels = 32_000_000
 
+// CodeAlphabet is screening.CodeAlphabet, the sample codes' characters
+// (config does not import screening; cmd/allscreend's
+// TestCodeAlphabetsAgree checks they agree).
+const CodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
 // MaxBytes bounds the file: a config is a page of text.
 const MaxBytes = 1 << 20
 
@@ -151,6 +156,10 @@ type Screening struct {
 	// MaxOpen: a sample open longer than this is closed as INCOMPLETE
 	// (a slide left under the microscope, the next patient's put there).
 	MaxOpen Duration `toml:"max_open"`
+	// CodePrefix starts every sample code, so two devices never issue the
+	// same one: "auto" (two characters derived from the board's serial),
+	// "" (none), or up to 2 characters of the code alphabet.
+	CodePrefix string `toml:"code_prefix"`
 }
 
 // Daemon is the service's own behaviour.
@@ -172,7 +181,7 @@ func Default() Config {
 		Model:   Model{Manifest: "/usr/share/allscreen/model/detect.json"},
 		Storage: Storage{StateDir: "/var/lib/allscreen", MinFreeMB: 200},
 		Screening: Screening{MinWhiteCells: 100, ReferAlpha: 0.01, ReferBlasts: 2,
-			MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.10, MaxOpen: Duration{2 * time.Hour}},
+			MaxUncertainFraction: 0.25, MaxOutOfDistributionFraction: 0.10, MaxOpen: Duration{2 * time.Hour}, CodePrefix: "auto"},
 		Daemon: Daemon{Retry: Duration{5 * time.Second}, LogLevel: "info"},
 		Review: Review{Listen: "127.0.0.1:8480", ExportDir: "/media/usb"},
 	}
@@ -420,6 +429,9 @@ func (c Config) Validate() error {
 	}
 	if s.MaxOpen.Duration < 10*time.Minute || s.MaxOpen.Duration > 24*time.Hour {
 		return bad("screening.max_open", "%v is outside 10m..24h", s.MaxOpen)
+	}
+	if s.CodePrefix != "auto" && (len(s.CodePrefix) > 2 || strings.Trim(s.CodePrefix, CodeAlphabet) != "") {
+		return bad("screening.code_prefix", "%q: \"auto\", \"\" or up to 2 of %s", s.CodePrefix, CodeAlphabet)
 	}
 	if !s.Research {
 		if err := s.validated(); err != nil {

@@ -231,3 +231,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestCodePrefix(t *testing.T) {
+	for doc, ok := range map[string]bool{"": true, "[screening]\ncode_prefix = \"K7\"\n": true, "[screening]\ncode_prefix = \"\"\n": true,
+		"[screening]\ncode_prefix = \"K0\"\n": false, "[screening]\ncode_prefix = \"K7M\"\n": false, "[screening]\ncode_prefix = \"k7\"\n": false} {
+		_, err := Parse("allscreen.toml", []byte(doc))
+		if (err == nil) != ok {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}
