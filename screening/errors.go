@@ -27,6 +27,9 @@ var (
 	ErrSchemaTooNew = errors.New("results database is from a newer allscreen: update the software")
 	// ErrNoStore: there is no results database in the state directory.
 	ErrNoStore = errors.New("no results database")
+	// ErrNoStick: an export target that is not a separate, mounted
+	// filesystem (record.CheckTarget).
+	ErrNoStick = errors.New("no USB stick: plug one in and mount it")
 	// ErrNoOpenSample: a field or verdict was asked for with no sample open.
 	ErrNoOpenSample = errors.New("no sample is open")
 )

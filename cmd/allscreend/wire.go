@@ -23,6 +23,7 @@ import (
 	"allscreen/internal/config"
 	"allscreen/model"
 	"allscreen/screening"
+	"allscreen/screening/record"
 	"allscreen/vision"
 
 	"gocv.io/x/gocv"
@@ -314,8 +315,25 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			return nil, err
 		}
 		*closers = append(*closers, net.Close, store.Close)
-		return scr, nil
+		return &exportingScreener{Screener: scr, store: store, target: cfg.Review.ExportDir}, nil
 	}
+}
+
+// exportingScreener is the session with the export a long press asks for
+// when no sample is open: every signed report (PDF and FHIR) to the USB
+// stick mounted at review.export_dir.
+type exportingScreener struct {
+	*screening.Screener
+	store  *screening.Store
+	target string
+}
+
+func (e *exportingScreener) ExportReports(ctx context.Context) (int, error) {
+	if err := record.CheckTarget(e.target, e.store.Dir()); err != nil {
+		return 0, err
+	}
+	sum, err := record.ExportSigned(ctx, e.store, e.target, record.Options{Now: time.Now(), Device: screening.DeviceID()})
+	return sum.Reports, err
 }
 
 // checkStorage proves the state directory takes a durable write and has

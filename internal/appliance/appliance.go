@@ -36,6 +36,14 @@ type Screener interface {
 	Notice() string
 }
 
+// Exporter is what a Screener may also do: write every signed report to
+// the USB stick. With no sample open, a long press asks for it (issue 13:
+// export from the device, by a button sequence). n is how many reports
+// were written; screening.ErrNoStick says the stick is missing.
+type Exporter interface {
+	ExportReports(ctx context.Context) (n int, err error)
+}
+
 // storeCheck names the self-test item that connects the model and store.
 const storeCheck = "model and results store"
 
@@ -460,6 +468,10 @@ func (a *Appliance) fieldFailed(ctx context.Context, stage string, err error) {
 
 func (a *Appliance) closeSample(ctx context.Context) {
 	if _, _, ok := a.scr.Current(); !ok {
+		if exp, ok := a.scr.(Exporter); ok {
+			a.exportReports(ctx, exp)
+			return
+		}
 		a.light(device.LightReady)
 		a.show([]string{"No sample open", "Press: new sample"})
 		return
@@ -536,5 +548,27 @@ func (a *Appliance) light(l device.Light) {
 func (a *Appliance) notify(state string) {
 	if err := a.o.Notifier.Notify(state); err != nil {
 		a.o.Log.Warn("notify service manager", "state", state, "err", err)
+	}
+}
+
+// exportReports writes the signed reports to the USB stick and says how it
+// went; a missing stick is said in words, and nothing else changes.
+func (a *Appliance) exportReports(ctx context.Context, exp Exporter) {
+	a.light(device.LightWorking)
+	a.show([]string{"Exporting signed", "reports to USB"})
+	n, err := exp.ExportReports(ctx)
+	switch {
+	case err == nil:
+		a.o.Log.Info("signed reports exported", "reports", n)
+		a.light(device.LightReady)
+		a.show([]string{fmt.Sprintf("%d reports", n), "saved to USB"})
+	case errors.Is(err, screening.ErrNoStick):
+		a.o.Log.Warn("export refused", "err", err)
+		a.light(device.LightRejected)
+		a.show([]string{"No USB stick:", "plug in, hold"})
+	default:
+		a.o.Log.Error("export failed", "err", err)
+		a.light(device.LightFault)
+		a.show([]string{"Export failed:", "see log"})
 	}
 }

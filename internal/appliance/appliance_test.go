@@ -210,7 +210,20 @@ type rig struct {
 	connErr  error
 	research bool
 	maxOpen  time.Duration
-	mu       sync.Mutex
+	// export, when set, makes the session an Exporter answering with it.
+	export func() (int, error)
+	mu     sync.Mutex
+}
+
+// exportingFake is a fake session that can also export signed reports.
+type exportingFake struct {
+	*fakeScreener
+	export func() (int, error)
+}
+
+func (e exportingFake) ExportReports(ctx context.Context) (int, error) {
+	e.ev.add("export")
+	return e.export()
 }
 
 func newRig(t *testing.T, setup func(r *rig)) *rig {
@@ -229,6 +242,9 @@ func newRig(t *testing.T, setup func(r *rig)) *rig {
 			defer r.mu.Unlock()
 			if r.connErr != nil {
 				return nil, r.connErr
+			}
+			if r.export != nil {
+				return exportingFake{r.scr, r.export}, nil
 			}
 			return r.scr, nil
 		},
@@ -478,6 +494,36 @@ func TestLongPressWithoutSample(t *testing.T) {
 	r.waitShown("No sample open")
 	if r.has("commit") {
 		t.Error("nothing should be committed")
+	}
+}
+
+// TestLongPressWithoutSampleExports (issue 13): with no sample open, a long
+// press writes the signed reports to the USB stick, or says it is missing;
+// a long press during a sample still closes it.
+func TestLongPressWithoutSampleExports(t *testing.T) {
+	var fail error
+	r := newRig(t, func(r *rig) {
+		r.export = func() (int, error) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if fail != nil {
+				return 0, fail
+			}
+			return 12, nil
+		}
+	})
+	r.waitShown("READY")
+	r.presses <- device.LongPress
+	r.waitShown("12 reports / saved to USB")
+	r.set(func() { fail = fmt.Errorf("/media/usb is on the same disk as the results: %w", screening.ErrNoStick) })
+	r.presses <- device.LongPress
+	r.waitShown("No USB stick:")
+	r.presses <- device.ShortPress
+	r.waitShown("Field 1")
+	r.presses <- device.LongPress
+	r.waitShown("NO BLASTS")
+	if n := strings.Count(strings.Join(r.ev.all(), "\n"), "export"); n != 2 {
+		t.Errorf("%d exports, want 2: %q", n, r.ev.all())
 	}
 }
 

@@ -194,7 +194,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, screening.ErrNoSample), errors.Is(err, screening.ErrNoCell):
 		status = http.StatusNotFound
-	case errors.Is(err, record.ErrNoStick):
+	case errors.Is(err, screening.ErrNoStick):
 		status = http.StatusConflict
 	case errors.Is(err, screening.ErrBadSpecimen):
 		status = http.StatusBadRequest

@@ -16,22 +16,19 @@ import (
 	"allscreen/screening"
 )
 
-// ErrNoStick: the export target is not a separate, mounted filesystem.
-var ErrNoStick = errors.New("no USB stick: plug one in and mount it")
-
 // CheckTarget refuses an export target that is missing, not a folder, or
 // on the same filesystem as the results (the SD card): an export there
 // would look done and leave the device with the only copy.
 func CheckTarget(target, stateDir string) error {
 	st, err := os.Stat(target)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s does not exist: %w", target, ErrNoStick)
+		return fmt.Errorf("%s does not exist: %w", target, screening.ErrNoStick)
 	}
 	if err != nil {
 		return fmt.Errorf("export target: %w", err)
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("%s is not a folder: %w", target, ErrNoStick)
+		return fmt.Errorf("%s is not a folder: %w", target, screening.ErrNoStick)
 	}
 	state, err := os.Stat(stateDir)
 	if err != nil {
@@ -40,7 +37,7 @@ func CheckTarget(target, stateDir string) error {
 	a, aok := st.Sys().(*syscall.Stat_t)
 	b, bok := state.Sys().(*syscall.Stat_t)
 	if aok && bok && a.Dev == b.Dev {
-		return fmt.Errorf("%s is on the same disk as the results: %w", target, ErrNoStick)
+		return fmt.Errorf("%s is on the same disk as the results: %w", target, screening.ErrNoStick)
 	}
 	return nil
 }

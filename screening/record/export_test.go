@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"allscreen/screening"
 	"allscreen/screening/screeningtest"
 )
 
@@ -20,7 +21,7 @@ func TestCheckTarget(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(file, nil, 0o644)
 	for _, target := range []string{t.TempDir(), filepath.Join(t.TempDir(), "missing"), file} {
-		if err := CheckTarget(target, state); !errors.Is(err, ErrNoStick) {
+		if err := CheckTarget(target, state); !errors.Is(err, screening.ErrNoStick) {
 			t.Errorf("%s: %v", target, err)
 		}
 	}
