@@ -483,7 +483,7 @@ func (w *exportWriter) writeCSVs(snap *exportSnapshot) error {
 
 	samples := [][]string{{"code", "id", "opened_at", "closed_at", "fields", "accepted_fields", "white_cells", "blasts",
 		"uncertain", "out_of_distribution", "outcome", "verdict", "reasons", "model_sha256", "config_sha256", "software_version", "research",
-		"device_id", "specimen_id", "operator"}}
+		"device_id", "specimen_id", "operator", "clock_synchronized"}}
 	fields := [][]string{{"sample_code", "field_id", "number", "captured_at", "stored_at", "width", "height", "accepted",
 		"reject_reason", "white_cells", "blasts", "uncertain", "out_of_distribution", "image", "research"}}
 	cells := [][]string{{"sample_code", "field_number", "cell_number", "box_x", "box_y", "box_w", "box_h", "crop_x", "crop_y",
@@ -497,7 +497,7 @@ func (w *exportWriter) writeCSVs(snap *exportSnapshot) error {
 		samples = append(samples, []string{smp.Code, strconv.FormatInt(smp.ID, 10), ts(smp.OpenedAt), closed, itoa(smp.Fields),
 			itoa(smp.AcceptedFields), itoa(t.WhiteCells), itoa(t.Blasts), itoa(t.Uncertain), itoa(t.OutOfDistribution),
 			string(smp.Outcome), smp.Verdict, strings.Join(smp.Reasons, "; "), smp.ModelSHA256, smp.ConfigSHA256, smp.SoftwareVersion, b(smp.Research),
-			smp.DeviceID, smp.SpecimenID, smp.Operator})
+			smp.DeviceID, smp.SpecimenID, smp.Operator, optBool(smp.ClockSynchronized)})
 		for _, f := range smp.Captures {
 			fields = append(fields, []string{smp.Code, strconv.FormatInt(f.ID, 10), itoa(f.Number), ts(f.CapturedAt), ts(f.StoredAt),
 				itoa(f.Width), itoa(f.Height), b(f.Accepted), f.RejectReason, itoa(f.Tally.WhiteCells), itoa(f.Tally.Blasts),
@@ -564,4 +564,15 @@ SHA256SUMS    check the copy with: sha256sum -c SHA256SUMS
 	}
 	b.WriteString("\nThis is a screening aid, not a diagnosis: every 'refer' and 'review' goes to a haematologist.\n")
 	return b.String()
+}
+
+// optBool is 1, 0, or empty when not recorded.
+func optBool(v *bool) string {
+	switch {
+	case v == nil:
+		return ""
+	case *v:
+		return "1"
+	}
+	return "0"
 }

@@ -39,7 +39,7 @@ func (s *Store) samplesWhere(ctx context.Context, q interface {
 }, where string, args ...any) ([]SampleSummary, error) {
 	rows, err := q.QueryContext(ctx, `SELECT s.id, s.code, s.opened_at, s.closed_at, s.verdict, s.verdict_text,
 		s.verdict_reasons, s.model_sha256, s.config_sha256, s.software_version, s.research,
-		s.device_id, coalesce(s.specimen_id, ''), coalesce(s.operator, ''), s.labels,
+		s.device_id, coalesce(s.specimen_id, ''), coalesce(s.operator, ''), s.labels, s.clock_synchronized,
 		count(f.id), coalesce(sum(f.accepted), 0), coalesce(sum(f.white_cells), 0), coalesce(sum(f.blasts), 0),
 		coalesce(sum(f.uncertain), 0), coalesce(sum(f.out_of_distribution), 0)
 		FROM samples s LEFT JOIN fields f ON f.sample_id = s.id
@@ -54,13 +54,17 @@ func (s *Store) samplesWhere(ctx context.Context, q interface {
 		var opened string
 		var closed, outcome, text, reasons sql.NullString
 		var labels string
+		var clock sql.NullBool
 		if err := rows.Scan(&r.ID, &r.Code, &opened, &closed, &outcome, &text, &reasons,
 			&r.ModelSHA256, &r.ConfigSHA256, &r.SoftwareVersion, &r.Research,
-			&r.DeviceID, &r.SpecimenID, &r.Operator, &labels, &r.Fields, &r.AcceptedFields,
+			&r.DeviceID, &r.SpecimenID, &r.Operator, &labels, &clock, &r.Fields, &r.AcceptedFields,
 			&r.Tally.WhiteCells, &r.Tally.Blasts, &r.Tally.Uncertain, &r.Tally.OutOfDistribution); err != nil {
 			return nil, classify("list samples", err)
 		}
 		r.Tally.Fields = r.AcceptedFields
+		if clock.Valid {
+			r.ClockSynchronized = &clock.Bool
+		}
 		if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
 			return nil, fmt.Errorf("sample %s: unreadable labels %q", r.Code, labels)
 		}

@@ -353,3 +353,27 @@ func TestDeviceID(t *testing.T) {
 		t.Errorf("junk: %q", id)
 	}
 }
+
+// TestClockStateKeptWithEachSample (issue 13, and issue 15's clock): each
+// sample records whether the clock was known to be set as it started.
+func TestClockStateKeptWithEachSample(t *testing.T) {
+	ctx := context.Background()
+	synced := false
+	s, err := Open(ctx, t.TempDir(), Options{ClockSynchronized: func() bool { return synced }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.CreateSample(ctx, testProvenance)
+	synced = true
+	s.CreateSample(ctx, testProvenance)
+	list, _ := s.Samples(ctx)
+	if list[0].ClockSynchronized == nil || *list[0].ClockSynchronized || list[1].ClockSynchronized == nil || !*list[1].ClockSynchronized {
+		t.Errorf("clock states %v %v", list[0].ClockSynchronized, list[1].ClockSynchronized)
+	}
+	plain := openTestStore(t, t.TempDir())
+	plain.CreateSample(ctx, testProvenance)
+	if l, _ := plain.Samples(ctx); l[0].ClockSynchronized != nil {
+		t.Error("a store without the question recorded an answer")
+	}
+}

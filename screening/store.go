@@ -38,6 +38,10 @@ type Options struct {
 	// CodePrefix starts every new sample code (PrefixedSampleCode): this
 	// device's, so no two devices issue the same code. "" for none.
 	CodePrefix string
+	// ClockSynchronized, when set, is asked as each sample starts whether
+	// the clock is known to be set (ClockSynchronized); the answer is kept
+	// with the sample.
+	ClockSynchronized func() bool
 }
 
 func (o Options) withDefaults() Options {
@@ -97,6 +101,9 @@ type Provenance struct {
 	// Labels name the classifier's outputs, in the order of each cell's
 	// probabilities (the model manifest's labels).
 	Labels []string `json:"labels,omitempty"`
+	// ClockSynchronized: the device's clock was known to be set when the
+	// sample started (ClockSynchronized()); nil when not recorded.
+	ClockSynchronized *bool `json:"clock_synchronized,omitempty"`
 }
 
 // Open opens (creating if needed) the store in dir for reading and writing,
@@ -445,9 +452,13 @@ func (s *Store) CreateSample(ctx context.Context, prov Provenance) (Sample, erro
 	smp := Sample{ID: id, OpenedAt: now, Provenance: prov}
 	smp.Code = PrefixedSampleCode(s.opt.CodePrefix, smp.ID)
 	labels, _ := json.Marshal(append([]string{}, prov.Labels...))
-	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research, device_id, labels)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256, prov.SoftwareVersion, prov.Research,
-		prov.DeviceID, string(labels)); err != nil {
+	if f := s.opt.ClockSynchronized; f != nil {
+		synced := f()
+		prov.ClockSynchronized = &synced
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO samples (id, code, opened_at, model_sha256, config_sha256, software_version, research, device_id, labels,
+		clock_synchronized) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, smp.ID, smp.Code, formatTime(now), prov.ModelSHA256, prov.ConfigSHA256,
+		prov.SoftwareVersion, prov.Research, prov.DeviceID, string(labels), prov.ClockSynchronized); err != nil {
 		return Sample{}, classify("start sample", err)
 	}
 	if smp.SpecimenID, smp.Operator, err = takePendingSpecimen(ctx, tx, smp.ID, now); err != nil {

@@ -293,7 +293,8 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 		if prefix == "auto" {
 			prefix = screening.DevicePrefix(screening.DeviceID())
 		}
-		store, err := screening.Open(ctx, cfg.Storage.StateDir, screening.Options{Logger: log, CodePrefix: prefix})
+		store, err := screening.Open(ctx, cfg.Storage.StateDir, screening.Options{Logger: log, CodePrefix: prefix,
+			ClockSynchronized: screening.ClockSynchronized})
 		if err != nil {
 			net.Close()
 			return nil, err

@@ -125,6 +125,7 @@ func WritePDF(w io.Writer, d screening.SampleDetail, imgs Images, opt Options) e
 	row("Model (SHA-256)", d.ModelSHA256)
 	row("Captured", fmt.Sprintf("%s to %s (the device's clock, UTC)", d.OpenedAt.UTC().Format("2006-01-02 15:04"),
 		d.ClosedAt.UTC().Format("2006-01-02 15:04")))
+	row("Clock", clockNote(d.ClockSynchronized))
 	row("Fields", fmt.Sprintf("%d accepted of %d captured", d.AcceptedFields, d.SampleSummary.Fields))
 	pdf.Ln(3)
 
@@ -287,4 +288,15 @@ func placeImage(pdf *fpdf.Fpdf, imgs Images, ref screening.ImageRef, x, y, side 
 	}
 	pdf.ImageOptions(name, x+(side-w)/2, y+(side-h)/2, w, h, false, fpdf.ImageOptions{ImageType: kind}, 0, "")
 	return nil
+}
+
+// clockNote says whether the capture times can be trusted.
+func clockNote(synced *bool) string {
+	switch {
+	case synced == nil:
+		return "not recorded"
+	case *synced:
+		return "set (synchronized) when the sample started"
+	}
+	return "NOT known to be set when the sample started: the times may be wrong"
 }
