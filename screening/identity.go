@@ -38,28 +38,16 @@ func (s *Store) EnterNextSpecimen(ctx context.Context, specimen, operator, by st
 	if checkIdentityText(specimen) != nil || checkIdentityText(operator) != nil {
 		return ErrBadSpecimen
 	}
-	if err := s.writable(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.opt.Clock.Now()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return classify("enter specimen", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM pending_specimens WHERE sample_id IS NULL`); err != nil {
-		return classify("enter specimen", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO pending_specimens (specimen_id, operator, entered_at, entered_by)
-		VALUES (?, ?, ?, ?)`, specimen, operator, formatTime(now), by); err != nil {
-		return classify("enter specimen", err)
-	}
-	if err := audit(ctx, tx, now, by, "enter-specimen", 0, 0, "", specimen+" by "+operator, ""); err != nil {
-		return classify("enter specimen", err)
-	}
-	return classify("enter specimen", tx.Commit())
+	return s.writeTx(ctx, "enter specimen", func(tx *sql.Tx, now time.Time) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_specimens WHERE sample_id IS NULL`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_specimens (specimen_id, operator, entered_at, entered_by)
+			VALUES (?, ?, ?, ?)`, specimen, operator, formatTime(now), by); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, by, "enter-specimen", 0, 0, "", specimen+" by "+operator, "")
+	})
 }
 
 // PendingSpecimen is the entry waiting for the next sample, if any.

@@ -490,6 +490,24 @@ func ensureDraft(ctx context.Context, tx *sql.Tx, d *SampleDetail, by string, no
 // reviewTx runs one review action in a write transaction on the sample as
 // read inside it, so two reviewers never act on a stale page.
 func (s *Store) reviewTx(ctx context.Context, what, code string, f func(*sql.Tx, *SampleDetail, time.Time) error) error {
+	return s.writeTx(ctx, what, func(tx *sql.Tx, now time.Time) error {
+		d, err := s.sampleDetail(ctx, tx, code)
+		if err != nil {
+			return err
+		}
+		if d.ClosedAt == nil {
+			return fmt.Errorf("%s: %w", code, ErrSampleOpen)
+		}
+		if err := f(tx, &d, now); err != nil {
+			return fmt.Errorf("%s: %w", code, err)
+		}
+		return nil
+	})
+}
+
+// writeTx runs f in one write transaction and commits it, checking the
+// database file is still the one opened (checkIdentity) before and after.
+func (s *Store) writeTx(ctx context.Context, what string, f func(*sql.Tx, time.Time) error) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -501,15 +519,8 @@ func (s *Store) reviewTx(ctx context.Context, what, code string, f func(*sql.Tx,
 		return classify(what, err)
 	}
 	defer tx.Rollback()
-	d, err := s.sampleDetail(ctx, tx, code)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if d.ClosedAt == nil {
-		return fmt.Errorf("%s %s: %w", what, code, ErrSampleOpen)
-	}
-	if err := f(tx, &d, now); err != nil {
-		return fmt.Errorf("%s %s: %w", what, code, classifyKeep(err))
+	if err := f(tx, now); err != nil {
+		return fmt.Errorf("%s: %w", what, classifyKeep(err))
 	}
 	if err := tx.Commit(); err != nil {
 		return classify(what, err)
@@ -522,7 +533,7 @@ func (s *Store) reviewTx(ctx context.Context, what, code string, f func(*sql.Tx,
 
 // classifyKeep classifies storage errors and keeps the workflow's own.
 func classifyKeep(err error) error {
-	for _, e := range []error{ErrSigned, ErrNotSigned, ErrNoCell, ErrSampleOpen} {
+	for _, e := range []error{ErrSigned, ErrNotSigned, ErrNoCell, ErrSampleOpen, ErrNoSample} {
 		if errors.Is(err, e) {
 			return err
 		}
@@ -542,26 +553,15 @@ func audit(ctx context.Context, tx *sql.Tx, now time.Time, user, action string, 
 // Audit records an action in the audit trail: about a sample when code is
 // not empty (a refused signature), else about no sample (a login).
 func (s *Store) Audit(ctx context.Context, user, action, code, detail string) error {
-	if err := s.writable(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return classify("audit", err)
-	}
-	defer tx.Rollback()
-	var id int64
-	if code != "" {
-		if err := tx.QueryRowContext(ctx, `SELECT id FROM samples WHERE code = ?`, code).Scan(&id); err != nil {
-			return fmt.Errorf("audit: sample %q: %w", code, ErrNoSample)
+	return s.writeTx(ctx, "audit", func(tx *sql.Tx, now time.Time) error {
+		var id int64
+		if code != "" {
+			if err := tx.QueryRowContext(ctx, `SELECT id FROM samples WHERE code = ?`, code).Scan(&id); err != nil {
+				return fmt.Errorf("sample %q: %w", code, ErrNoSample)
+			}
 		}
-	}
-	if err := audit(ctx, tx, s.opt.Clock.Now(), user, action, id, 0, "", detail, ""); err != nil {
-		return classify("audit", err)
-	}
-	return classify("audit", tx.Commit())
+		return audit(ctx, tx, now, user, action, id, 0, "", detail, "")
+	})
 }
 
 // ReviewState is where a sample stands in review, for the sample list.

@@ -347,21 +347,35 @@ func (s *Server) amend(w http.ResponseWriter, r *http.Request, u *screening.User
 
 // report serves the sample's PDF report (DRAFT on every page until signed).
 func (s *Server) report(w http.ResponseWriter, r *http.Request, _ *screening.User) {
+	s.download(w, r, "application/pdf", ".pdf", func(d screening.SampleDetail, opt record.Options) ([]byte, error) {
+		var b bytes.Buffer
+		err := record.WritePDF(&b, d, s.store.ReadImage, opt)
+		return b.Bytes(), err
+	})
+}
+
+// fhir serves the sample's FHIR R4 Bundle.
+func (s *Server) fhir(w http.ResponseWriter, r *http.Request, _ *screening.User) {
+	s.download(w, r, "application/fhir+json", ".fhir.json", record.FHIRBundle)
+}
+
+// download serves one record of the sample named in the path as a file.
+func (s *Server) download(w http.ResponseWriter, r *http.Request, contentType, ext string,
+	build func(screening.SampleDetail, record.Options) ([]byte, error)) {
 	d, err := s.store.SampleDetail(r.Context(), r.PathValue("code"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	var b bytes.Buffer
-	err = record.WritePDF(&b, d, s.store.ReadImage, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
+	b, err := build(d, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/pdf")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "allscreen-"+d.Code+".pdf"))
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "allscreen-"+d.Code+ext))
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write(b.Bytes())
+	w.Write(b)
 }
 
 // next records the specimen ID and operator of the next slide.
@@ -381,24 +395,6 @@ func (s *Server) specimen(w http.ResponseWriter, r *http.Request, u *screening.U
 		return
 	}
 	http.Redirect(w, r, "/samples/"+url.PathEscape(code), http.StatusSeeOther)
-}
-
-// fhir serves the sample's FHIR R4 Bundle.
-func (s *Server) fhir(w http.ResponseWriter, r *http.Request, _ *screening.User) {
-	d, err := s.store.SampleDetail(r.Context(), r.PathValue("code"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	b, err := record.FHIRBundle(d, record.Options{Now: s.opt.Now(), Device: s.opt.Device})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/fhir+json")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "allscreen-"+d.Code+".fhir.json"))
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(b)
 }
 
 // export writes every signed report to the USB stick.
