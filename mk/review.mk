@@ -8,3 +8,10 @@ review: build ## the review station on the demo's results (run make demo first):
 
 review-screenshots: ## docs/figures/review-*.png from the browser test (headless chromium)
 	ALLSCREEN_REQUIRE_BROWSER=1 ALLSCREEN_SCREENSHOTS=$(abspath docs/figures) $(GO) test -count=1 -run TestBrowserReviewFlow ./internal/station/
+
+.PHONY: review-fuzz
+TEST_TARGETS += review-fuzz
+review-fuzz: ## fuzz the review station's parsers of outside input briefly (image names, calls, redirects)
+	$(GO) test -run '^$$' -fuzz FuzzParseImageRef -fuzztime 10s ./screening/
+	$(GO) test -run '^$$' -fuzz FuzzParseCall -fuzztime 5s ./screening/
+	$(GO) test -run '^$$' -fuzz FuzzSafeNext -fuzztime 10s ./internal/station/

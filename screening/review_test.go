@@ -377,3 +377,38 @@ func TestClockStateKeptWithEachSample(t *testing.T) {
 		t.Error("a store without the question recorded an answer")
 	}
 }
+
+// FuzzParseImageRef: a name from a URL is accepted only as a stored
+// image's, whose path stays inside images/.
+func FuzzParseImageRef(f *testing.F) {
+	for _, s := range []string{"../results.db", strings.Repeat("a", 64) + ".png", strings.Repeat("a", 64) + ".jpg/..", "", ".", "%2e%2e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		ref, ok := ParseImageRef(name)
+		if !ok {
+			return
+		}
+		p := ref.relPath()
+		if ref.SHA256+"."+ref.Format != name || strings.Contains(p, "..") || !strings.HasPrefix(p, "images/") ||
+			filepath.Clean(p) != p {
+			t.Errorf("%q accepted as %q", name, p)
+		}
+	})
+}
+
+// FuzzParseCall: only the four calls are accepted.
+func FuzzParseCall(f *testing.F) {
+	for _, s := range []string{"blast", "not-blast", "unusable", "device", "", "BLAST"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCall(s)
+		if err == nil && c != CallBlast && c != CallNotBlast && c != CallUnusable && c != DeviceCall {
+			t.Errorf("%q gave %q", s, c)
+		}
+		if err == nil && c == DeviceCall && s != "device" {
+			t.Errorf("%q taken as the device's call", s)
+		}
+	})
+}

@@ -455,3 +455,18 @@ func TestExportNeedsAStick(t *testing.T) {
 		t.Errorf("FHIR: %d %s", w.Code, w.Header())
 	}
 }
+
+// FuzzSafeNext: a post-login redirect never leaves the site.
+func FuzzSafeNext(f *testing.F) {
+	for _, s := range []string{"/samples/X", "//evil.example", "/\\evil", "https://evil.example", "/%2F%2Fevil", "/\r\nSet-Cookie: x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, next string) {
+		got := safeNext(next)
+		u, err := url.Parse(got)
+		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || strings.ContainsAny(got, "\\\r\n") ||
+			err == nil && (u.Host != "" || u.Scheme != "") {
+			t.Errorf("safeNext(%q) = %q leaves the site", next, got)
+		}
+	})
+}
