@@ -17,7 +17,8 @@ fi
 # -s -w: no symbol tables (a third of the size); the version names the commit.
 # No -trimpath: it would compile gocv (minutes) a second time, apart from
 # the cache the tests share.
-flags=(-ldflags "-s -w -X main.version=$version")
+built=$(git log -1 --format=%cI 2>/dev/null || true)
+flags=(-ldflags "-s -w -X main.version=$version -X main.buildDate=$built")
 go build "${flags[@]}" -o "$out/allscreend" ./cmd/allscreend
 go build "${flags[@]}" -o "$out/allscreen" ./cmd/allscreen
 go build "${flags[@]}" -o "$out/allscreen-review" ./cmd/allscreen-review

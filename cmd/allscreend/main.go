@@ -20,10 +20,15 @@ import (
 	"allscreen/device"
 	"allscreen/internal/appliance"
 	"allscreen/internal/config"
+	"allscreen/screening"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
+
+// buildDate is the commit date of the build (RFC 3339, -ldflags "-X
+// main.buildDate=..."); a clock earlier than it was never set.
+var buildDate = ""
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -164,6 +169,7 @@ func run(args []string) int {
 		Research:      cfg.Screening.Research,
 		MaxOpen:       cfg.Screening.MaxOpen.Duration,
 		MinWhiteCells: cfg.Screening.MinWhiteCells,
+		ClockNotSet:   clockNotSet,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -193,4 +199,14 @@ func newLogger(level string) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// clockNotSet: the kernel does not hold the clock as synchronized, or it
+// reads earlier than the software's own commit (a Pi without a real-time
+// clock or network starts in the past).
+func clockNotSet() bool {
+	if b, err := time.Parse(time.RFC3339, buildDate); err == nil && time.Now().Before(b) {
+		return true
+	}
+	return !screening.ClockSynchronized()
 }

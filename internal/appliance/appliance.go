@@ -95,6 +95,10 @@ type Options struct {
 	// the next press or at power-on (a slide left on the stage, the next
 	// patient's slide put under it); 0: no limit.
 	MaxOpen time.Duration
+	// ClockNotSet, when set, says whether the wall clock is not known to be
+	// set (never synchronized, or earlier than the software's build):
+	// READY then asks for it to be set, since every result carries times.
+	ClockNotSet func() bool
 	// MinWhiteCells is the count NO BLASTS SEEN needs (the verdict rule's):
 	// the screens show progress toward it ("43/100 WBC"). 0: counts only.
 	MinWhiteCells int
@@ -293,9 +297,14 @@ func (a *Appliance) showState() {
 		cols, rows := a.o.Display.Size()
 		a.show(screenResume(smp, cols, rows))
 	} else if ok {
-		a.show(screenIdle(&smp, t, a.o.MinWhiteCells))
+		cols, rows := a.o.Display.Size()
+		a.show(screenIdle(&smp, t, a.o.MinWhiteCells, cols, rows))
+	} else if a.o.ClockNotSet != nil && a.o.ClockNotSet() {
+		cols, rows := a.o.Display.Size()
+		a.show(screenReadyClockNotSet(cols, rows))
 	} else {
-		a.show(screenIdle(nil, t, a.o.MinWhiteCells))
+		cols, rows := a.o.Display.Size()
+		a.show(screenIdle(nil, t, a.o.MinWhiteCells, cols, rows))
 	}
 }
 

@@ -196,20 +196,21 @@ func (n *fakeNotifier) Notify(s string) error { n.ev.add("notify %s", s); return
 
 // rig is an appliance on fakes, running in a goroutine.
 type rig struct {
-	t        *testing.T
-	ev       *events
-	cam      *fakeCamera
-	disp     *fakeDisplay
-	scr      *fakeScreener
-	presses  chan device.Press
-	retry    chan time.Time
-	shown    chan string
-	cancel   context.CancelFunc
-	done     chan error
-	camErr   error
-	connErr  error
-	research bool
-	maxOpen  time.Duration
+	t           *testing.T
+	ev          *events
+	cam         *fakeCamera
+	disp        *fakeDisplay
+	scr         *fakeScreener
+	presses     chan device.Press
+	retry       chan time.Time
+	shown       chan string
+	cancel      context.CancelFunc
+	done        chan error
+	camErr      error
+	connErr     error
+	research    bool
+	maxOpen     time.Duration
+	clockNotSet bool
 	// export, when set, makes the session an Exporter answering with it.
 	export func() (int, error)
 	mu     sync.Mutex
@@ -248,6 +249,7 @@ func newRig(t *testing.T, setup func(r *rig)) *rig {
 			}
 			return r.scr, nil
 		},
+		ClockNotSet: func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.clockNotSet },
 		Checks: []Check{{Name: "camera", Advice: "Camera fault", Run: func(context.Context) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -525,6 +527,15 @@ func TestLongPressWithoutSampleExports(t *testing.T) {
 	if n := strings.Count(strings.Join(r.ev.all(), "\n"), "export"); n != 2 {
 		t.Errorf("%d exports, want 2: %q", n, r.ev.all())
 	}
+}
+
+// TestReadyAsksForTheClock (issue 15 item 7): READY says so when the clock
+// is not known to be set; screening still works.
+func TestReadyAsksForTheClock(t *testing.T) {
+	r := newRig(t, func(r *rig) { r.clockNotSet = true })
+	r.waitShown("READY / Press: new sample / Set the clock")
+	r.presses <- device.ShortPress
+	r.waitShown("Field 1")
 }
 
 func TestCameraMissingAtStartThenPlugged(t *testing.T) {

@@ -15,11 +15,23 @@ func narrow(cols, rows int) bool { return cols < 18 || rows < 4 }
 
 func screenStarting() []string { return []string{"allscreen", "Self-test..."} }
 
-func screenIdle(smp *screening.Sample, t screening.Tally, min int) []string {
+func screenIdle(smp *screening.Sample, t screening.Tally, min, cols, rows int) []string {
+	if smp == nil && narrow(cols, rows) {
+		return []string{"READY", "Press to start"} // "Press: new sample" is 17 columns
+	}
 	if smp == nil {
 		return []string{"READY", "Press: new sample"}
 	}
 	return []string{"Sample " + smp.Code, progress(t, min), "Press: next field"}
+}
+
+// screenReadyClockNotSet is READY on a device whose clock is not known to
+// be set (no real-time clock, no network): results would carry wrong times.
+func screenReadyClockNotSet(cols, rows int) []string {
+	if narrow(cols, rows) {
+		return []string{"READY: set clock", "Press to start"}
+	}
+	return []string{"READY", "Press: new sample", "Set the clock:", "times may be wrong"}
 }
 
 // progress is the sample's count toward the verdict's: confidently
