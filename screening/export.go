@@ -188,6 +188,9 @@ func (s *exportSnapshot) images() []ImageRef {
 		}
 	}
 	for _, smp := range s.Samples {
+		if smp.PrunedAt != nil {
+			continue // its images were removed on purpose (Prune)
+		}
 		for _, f := range smp.Captures {
 			add(f.ref)
 			for _, c := range f.Cells {

@@ -93,6 +93,7 @@ ALTER TABLE samples ADD COLUMN specimen_id TEXT;
 ALTER TABLE samples ADD COLUMN operator TEXT;
 ALTER TABLE samples ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE samples ADD COLUMN clock_synchronized INTEGER CHECK (clock_synchronized IN (0, 1));
+ALTER TABLE samples ADD COLUMN pruned_at TEXT;
 CREATE TABLE pending_specimens (
 	id          INTEGER PRIMARY KEY AUTOINCREMENT,
 	specimen_id TEXT NOT NULL CHECK (specimen_id != ''),

@@ -23,6 +23,9 @@ type SampleSummary struct {
 	Verdict        string     `json:"verdict"`           // the headline shown, or "open"
 	Reasons        []string   `json:"reasons,omitempty"`
 	SpecimenID     string     `json:"specimen_id,omitempty"`
+	// PrunedAt: the sample's images were removed then (allscreen prune);
+	// its rows, review and audit trail are kept.
+	PrunedAt *time.Time `json:"pruned_at,omitempty"`
 	Operator       string     `json:"operator,omitempty"`
 	Provenance
 }
@@ -39,7 +42,7 @@ func (s *Store) samplesWhere(ctx context.Context, q interface {
 }, where string, args ...any) ([]SampleSummary, error) {
 	rows, err := q.QueryContext(ctx, `SELECT s.id, s.code, s.opened_at, s.closed_at, s.verdict, s.verdict_text,
 		s.verdict_reasons, s.model_sha256, s.config_sha256, s.software_version, s.research,
-		s.device_id, coalesce(s.specimen_id, ''), coalesce(s.operator, ''), s.labels, s.clock_synchronized,
+		s.device_id, coalesce(s.specimen_id, ''), coalesce(s.operator, ''), s.labels, s.clock_synchronized, s.pruned_at,
 		count(f.id), coalesce(sum(f.accepted), 0), coalesce(sum(f.white_cells), 0), coalesce(sum(f.blasts), 0),
 		coalesce(sum(f.uncertain), 0), coalesce(sum(f.out_of_distribution), 0)
 		FROM samples s LEFT JOIN fields f ON f.sample_id = s.id
@@ -55,15 +58,23 @@ func (s *Store) samplesWhere(ctx context.Context, q interface {
 		var closed, outcome, text, reasons sql.NullString
 		var labels string
 		var clock sql.NullBool
+		var pruned sql.NullString
 		if err := rows.Scan(&r.ID, &r.Code, &opened, &closed, &outcome, &text, &reasons,
 			&r.ModelSHA256, &r.ConfigSHA256, &r.SoftwareVersion, &r.Research,
-			&r.DeviceID, &r.SpecimenID, &r.Operator, &labels, &clock, &r.Fields, &r.AcceptedFields,
+			&r.DeviceID, &r.SpecimenID, &r.Operator, &labels, &clock, &pruned, &r.Fields, &r.AcceptedFields,
 			&r.Tally.WhiteCells, &r.Tally.Blasts, &r.Tally.Uncertain, &r.Tally.OutOfDistribution); err != nil {
 			return nil, classify("list samples", err)
 		}
 		r.Tally.Fields = r.AcceptedFields
 		if clock.Valid {
 			r.ClockSynchronized = &clock.Bool
+		}
+		if pruned.Valid {
+			t, err := parseTime(pruned.String)
+			if err != nil {
+				return nil, fmt.Errorf("sample %s: bad pruning time %q", r.Code, pruned.String)
+			}
+			r.PrunedAt = &t
 		}
 		if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
 			return nil, fmt.Errorf("sample %s: unreadable labels %q", r.Code, labels)
@@ -152,8 +163,10 @@ func (s *Store) Verify(ctx context.Context) error {
 		problems = append(problems, "a row refers to a missing parent")
 	}
 	rows.Close()
-	rows, err = s.db.QueryContext(ctx, `SELECT image_sha256, image_format FROM fields
-		UNION SELECT crop_sha256, crop_format FROM cells`)
+	rows, err = s.db.QueryContext(ctx, `SELECT image_sha256, image_format FROM fields f JOIN samples s ON s.id = f.sample_id
+		WHERE s.pruned_at IS NULL
+		UNION SELECT crop_sha256, crop_format FROM cells c JOIN fields f ON f.id = c.field_id JOIN samples s ON s.id = f.sample_id
+		WHERE s.pruned_at IS NULL`)
 	if err != nil {
 		return classify("list images", err)
 	}

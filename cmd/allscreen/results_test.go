@@ -157,3 +157,20 @@ func TestEvalJobsOnlyWithExperiment(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneCommand(t *testing.T) {
+	dir := storeWithResults(t)
+	for _, bad := range [][]string{{"prune", "--state", dir}, {"prune", "--state", dir, "--before", "yesterday"}} {
+		if code := run(bad); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (usage)", bad, code)
+		}
+	}
+	// Nothing is signed: nothing goes, even with a date in the future.
+	if code := run([]string{"prune", "--state", dir, "--before", "2999-01-01", "--by", "test"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	list, _ := os.ReadDir(filepath.Join(dir, "images"))
+	if len(list) == 0 {
+		t.Error("prune removed images of unsigned samples")
+	}
+}
