@@ -56,14 +56,14 @@ install -m 0644 systemd/allscreend.service systemd/allscreen-review.service "$ro
 install -m 0644 systemd/allscreen.sysusers "$root/usr/lib/sysusers.d/allscreen.conf"
 install -m 0644 systemd/allscreen.tmpfiles "$root/usr/lib/tmpfiles.d/allscreen.conf"
 install -m 0644 systemd/60-allscreen.rules "$root/lib/udev/rules.d/"
-install -m 0644 systemd/allscreen.toml "$root/etc/allscreen/"
+install -m 0644 systemd/allscreen.toml systemd/trusted-keys "$root/etc/allscreen/"
 install -m 0644 README.md "$root/usr/share/doc/$name/"
 if [[ $models == yes ]]; then
   for f in model/shipped/*.json model/shipped/*.onnx; do
     [[ -e $f ]] && install -m 0644 "$f" "$root/usr/share/allscreen/model/"
   done
 fi
-echo /etc/allscreen/allscreen.toml > "$root/DEBIAN/conffiles"
+printf '%s\n' /etc/allscreen/allscreen.toml /etc/allscreen/trusted-keys > "$root/DEBIAN/conffiles"
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: $name
 Version: $version

@@ -11,7 +11,8 @@ review-screenshots: ## docs/figures/review-*.png from the browser test (headless
 
 .PHONY: review-fuzz
 TEST_TARGETS += review-fuzz
-review-fuzz: ## fuzz the review station's parsers of outside input briefly (image names, calls, redirects)
+review-fuzz: ## fuzz parsers of outside input briefly: the review station's (image names, calls, redirects) and model bundles
 	$(GO) test -run '^$$' -fuzz FuzzParseImageRef -fuzztime 10s ./screening/
 	$(GO) test -run '^$$' -fuzz FuzzParseCall -fuzztime 5s ./screening/
 	$(GO) test -run '^$$' -fuzz FuzzSafeNext -fuzztime 10s ./internal/station/
+	$(GO) test -run '^$$' -fuzz FuzzReadBundle -fuzztime 10s ./model/

@@ -174,3 +174,34 @@ func TestPruneCommand(t *testing.T) {
 		t.Error("prune removed images of unsigned samples")
 	}
 }
+
+// TestModelCommand: keygen, bundle, install (refused without a trusted
+// key), status and rollback as a person runs them.
+func TestModelCommand(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "lab")
+	bundle := filepath.Join(dir, "detect.bundle")
+	models := filepath.Join(dir, "models")
+	empty := filepath.Join(dir, "no-keys")
+	os.WriteFile(empty, []byte("# no keys yet\n"), 0o644)
+	steps := []struct {
+		args []string
+		code int
+	}{
+		{[]string{"model", "keygen", prefix}, 0},
+		{[]string{"model", "bundle", "--key", prefix + ".key", "--manifest", "../../model/shipped/detect.json", "--out", bundle}, 0},
+		{[]string{"model", "install", bundle, "--trusted", empty, "--models", models}, 1},
+		{[]string{"model", "install", bundle, "--trusted", prefix + ".pub", "--models", models}, 0},
+		{[]string{"model", "status", "--models", models}, 0},
+		{[]string{"model", "rollback", "--models", models}, 1}, // nothing before it
+		{[]string{"model", "install"}, 2},
+	}
+	for _, s := range steps {
+		if code := run(s.args); code != s.code {
+			t.Fatalf("%q: exit %d, want %d", s.args, code, s.code)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(models, "current", "detect.json")); err != nil {
+		t.Errorf("no current model: %v", err)
+	}
+}
