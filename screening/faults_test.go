@@ -434,3 +434,62 @@ func TestDatabaseRemovedOrReplacedUnderTheStore(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenSampleCarriedOverFromADamagedDatabase (issue 15 item 2): when a
+// damaged database is set aside at start, the sample that was open (the
+// slide still under the microscope) is carried into the new one under its
+// own code with its fields, so the technician continues it rather than
+// starting the slide again under a new code.
+func TestOpenSampleCarriedOverFromADamagedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTestStore(t, dir)
+	done, _ := s.CreateSample(ctx, testProvenance)
+	s.SaveField(ctx, testField(done.ID, 5, 0, "done"))
+	s.CloseSample(ctx, done.ID, testRule)
+	open, _ := s.CreateSample(ctx, testProvenance)
+	for i := range 3 {
+		if _, err := s.SaveField(ctx, testField(open.ID, 4, 1, fmt.Sprint("open", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var root int
+	if err := s.db.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_autoindex_samples_1'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, DBName)
+	data, _ := os.ReadFile(path)
+	const page = 4096
+	for i := (root-1)*page + 8; i < root*page; i++ { // the sample codes' index, its header kept
+		data[i] = 0
+	}
+	os.WriteFile(path, data, 0o644)
+
+	s2, err := Open(ctx, dir, Options{Clock: newFakeClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	rec := s2.Recovery()
+	if rec == nil {
+		t.Fatal("damage not detected")
+	}
+	if !strings.Contains(rec.Message(), "Sample "+open.Code+", open in it, was carried over with 3 field(s)") {
+		t.Errorf("recovery message: %s", rec.Message())
+	}
+	got, tally, last, ok, err := s2.OpenSample(ctx)
+	if err != nil || !ok || got.Code != open.Code || last != 3 || tally.WhiteCells != 12 || tally.Blasts != 3 {
+		t.Fatalf("open sample after recovery: %+v %+v last %d ok %v %v", got, tally, last, ok, err)
+	}
+	if err := s2.Verify(ctx); err != nil {
+		t.Error(err)
+	}
+	// The next field continues it; a new sample never reuses a number.
+	if f, err := s2.SaveField(ctx, testField(got.ID, 1, 0, "after")); err != nil || f.Number != 4 {
+		t.Errorf("next field %+v %v", f, err)
+	}
+	if n, err := s2.CreateSample(ctx, testProvenance); err != nil || n.ID <= open.ID {
+		t.Errorf("new sample %+v %v", n, err)
+	}
+}

@@ -80,12 +80,19 @@ type Recovery struct {
 	At       time.Time
 	SetAside string // where the damaged file now is
 	Cause    string // what SQLite said
+	// Salvage says what of the open sample was carried over ("" when no
+	// sample was open).
+	Salvage string
 }
 
 // Message says what happened in words for the display and the log.
 func (r *Recovery) Message() string {
-	return fmt.Sprintf("The results database was damaged (%s). It was kept as %s and a new one was started; "+
+	msg := fmt.Sprintf("The results database was damaged (%s). It was kept as %s and a new one was started; "+
 		"export that file for review.", r.Cause, filepath.Base(r.SetAside))
+	if r.Salvage != "" {
+		msg += " " + strings.ToUpper(r.Salvage[:1]) + r.Salvage[1:] + "."
+	}
+	return msg
 }
 
 // Provenance says what produced a result.
@@ -342,6 +349,15 @@ func (s *Store) recordRecovery(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+	// The sample that was open (the slide under the microscope) is carried
+	// over with every field still readable, under its own code: its
+	// fields are not stranded in the set-aside file.
+	if saved, err := salvageOpenSample(ctx, s.recovery.SetAside, s.dir, tx, s.opt); err != nil {
+		s.opt.Logger.Warn("the open sample of the damaged database could not be carried over", "err", err)
+		s.recovery.Salvage = "the sample open in it could not be carried over: " + err.Error()
+	} else {
+		s.recovery.Salvage = saved
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO events (at, kind, message) VALUES (?, 'database-set-aside', ?)`,
 		formatTime(s.recovery.At), s.recovery.Message()); err != nil {
