@@ -36,6 +36,11 @@ config-fuzz: ## fuzz the config TOML parser and the HD44780 emulator briefly
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./internal/config/
 	$(GO) test -run '^$$' -fuzz FuzzFit -fuzztime 10s ./device/
 
+.PHONY: soak
+soak: build ## 1000 SIGKILLs of the running daemon at random moments, strict checks after each (docs/soak.md; about an hour, outside CI)
+	ALLSCREEN_KILLS=1000 ALLSCREEN_KILL_MINUTES=150 ALLSCREEN_SOAK_OUT=$(abspath docs/soak.md) \
+	  $(GO) test -count=1 -timeout 3h -run TestKillAtRandomPoints -v ./cmd/allscreend/ | grep -v '^=== RUN'
+
 appliance-bench: build ## start to READY, daemon RSS over a session
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./cmd/allscreend/
 

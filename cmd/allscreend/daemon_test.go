@@ -131,6 +131,26 @@ func (d *daemon) wait(t testing.TB, want string) bool {
 	}
 }
 
+// next returns the next line starting with prefix ("" when the daemon
+// ended or a minute passed).
+func (d *daemon) next(t testing.TB, prefix string) string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-d.lines:
+			if !ok {
+				return ""
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-deadline:
+			return ""
+		}
+	}
+}
+
 func (d *daemon) output() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
