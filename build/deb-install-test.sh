@@ -21,7 +21,8 @@ trap cleanup EXIT
 
 dpkg -i "$deb"
 for f in /usr/bin/allscreend /usr/bin/allscreen /usr/bin/allscreen-review /lib/systemd/system/allscreend.service \
-         /lib/systemd/system/allscreen-review.service \
+         /lib/systemd/system/allscreen-review.service /lib/systemd/system/allscreen-clock.service \
+         /lib/systemd/system/allscreen-clock.path \
          /usr/lib/sysusers.d/allscreen.conf /lib/udev/rules.d/60-allscreen.rules /etc/allscreen/allscreen.toml /etc/allscreen/trusted-keys; do
   [[ -e $f ]] || { echo "deb-install-test.sh: $f not installed" >&2; exit 1; }
 done

@@ -52,7 +52,8 @@ install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$r
   "$root/usr/lib/tmpfiles.d" "$root/lib/udev/rules.d" "$root/etc/allscreen" "$root/usr/share/doc/$name" \
   "$root/usr/share/allscreen/model"
 install -m 0755 "build/out/$arch/allscreend" "build/out/$arch/allscreen" "build/out/$arch/allscreen-review" "$root/usr/bin/"
-install -m 0644 systemd/allscreend.service systemd/allscreen-review.service "$root/lib/systemd/system/"
+install -m 0644 systemd/allscreend.service systemd/allscreen-review.service systemd/allscreen-clock.service \
+  systemd/allscreen-clock.path "$root/lib/systemd/system/"
 install -m 0644 systemd/allscreen.sysusers "$root/usr/lib/sysusers.d/allscreen.conf"
 install -m 0644 systemd/allscreen.tmpfiles "$root/usr/lib/tmpfiles.d/allscreen.conf"
 install -m 0644 systemd/60-allscreen.rules "$root/lib/udev/rules.d/"
@@ -87,9 +88,10 @@ if [ "$1" = configure ]; then
   if [ -d /run/udev ]; then udevadm control --reload-rules || true; udevadm trigger || true; fi
   if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
-    systemctl enable allscreend.service allscreen-review.service
+    systemctl enable allscreend.service allscreen-review.service allscreen-clock.path
     systemctl restart allscreend.service || true
     systemctl restart allscreen-review.service || true
+    systemctl start allscreen-clock.path || true
   fi
 fi
 SCRIPT
@@ -97,8 +99,8 @@ cat > "$root/DEBIAN/prerm" <<'SCRIPT'
 #!/bin/sh
 set -e
 if [ -d /run/systemd/system ]; then
-  systemctl stop allscreen-review.service allscreend.service || true
-  [ "$1" = remove ] && systemctl disable allscreen-review.service allscreend.service || true
+  systemctl stop allscreen-clock.path allscreen-review.service allscreend.service || true
+  [ "$1" = remove ] && systemctl disable allscreen-clock.path allscreen-review.service allscreend.service || true
 fi
 SCRIPT
 cat > "$root/DEBIAN/postrm" <<'SCRIPT'

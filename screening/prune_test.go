@@ -36,8 +36,8 @@ func TestPrune(t *testing.T) {
 		}
 		return smp
 	}
-	a := closed("a", true)   // signed, exported: pruned
-	c := closed("c", false)  // exported, not signed: kept
+	a := closed("a", true)  // signed, exported: pruned
+	c := closed("c", false) // exported, not signed: kept
 	stick := t.TempDir()
 	if _, err := s.Export(ctx, stick, true); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ type SampleSummary struct {
 	// PrunedAt: the sample's images were removed then (allscreen prune);
 	// its rows, review and audit trail are kept.
 	PrunedAt *time.Time `json:"pruned_at,omitempty"`
-	Operator       string     `json:"operator,omitempty"`
+	Operator string     `json:"operator,omitempty"`
 	Provenance
 }
 

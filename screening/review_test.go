@@ -412,3 +412,63 @@ func FuzzParseCall(f *testing.F) {
 		}
 	})
 }
+
+// TestClockRequest (issue 15 item 7): a reviewer's time is applied with the
+// time elapsed since it was asked, never from a stale or impossible
+// request, and marks the clock set for this boot only.
+func TestClockRequest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir, Options{Clock: newFakeClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	boot := filepath.Join(t.TempDir(), "boot_id")
+	os.WriteFile(boot, []byte("boot-1\n"), 0o644)
+	old := bootIDFile
+	bootIDFile = boot
+	defer func() { bootIDFile = old }()
+
+	if err := s.RequestClock(ctx, time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), "dr"); !errors.Is(err, ErrBadClockTime) {
+		t.Errorf("1970 accepted: %v", err)
+	}
+	want := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	if err := s.RequestClock(ctx, want, "dr"); err != nil {
+		t.Fatal(err)
+	}
+	req := filepath.Join(dir, ClockRequestName)
+	written := time.Now().Add(-30 * time.Second)
+	os.Chtimes(req, written, written)
+	var set time.Time
+	got, err := ApplyClockRequest(dir, func(t time.Time) error { set = t; return nil }, time.Now, time.Time{})
+	if err != nil || set.Sub(want) < 29*time.Second || set.Sub(want) > 40*time.Second || !got.Equal(set) {
+		t.Fatalf("set to %v (%v), want %v plus the 30 s since the request", set, err, want)
+	}
+	if _, err := os.Stat(req); err == nil {
+		t.Error("the request was left to be applied again")
+	}
+	if !ClockSetThisBoot(dir) {
+		t.Error("not marked set for this boot")
+	}
+	os.WriteFile(boot, []byte("boot-2\n"), 0o644)
+	if ClockSetThisBoot(dir) {
+		t.Error("still marked set after a reboot")
+	}
+	// Stale: asked 11 minutes ago.
+	s.RequestClock(ctx, want, "dr")
+	stale := time.Now().Add(-11 * time.Minute)
+	os.Chtimes(req, stale, stale)
+	set = time.Time{}
+	if _, err := ApplyClockRequest(dir, func(t time.Time) error { set = t; return nil }, time.Now, time.Time{}); err == nil || !set.IsZero() {
+		t.Errorf("a stale request was applied: %v %v", set, err)
+	}
+	// Earlier than the build: refused.
+	s.RequestClock(ctx, want, "dr")
+	if _, err := ApplyClockRequest(dir, func(time.Time) error { t.Error("set"); return nil }, time.Now, want.AddDate(1, 0, 0)); !errors.Is(err, ErrBadClockTime) {
+		t.Errorf("a time before the build: %v", err)
+	}
+	if got, err := ApplyClockRequest(dir, nil, time.Now, time.Time{}); err != nil || !got.IsZero() {
+		t.Errorf("no request: %v %v", got, err)
+	}
+}

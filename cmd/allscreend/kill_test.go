@@ -192,7 +192,9 @@ func TestKillAtRandomPoints(t *testing.T) {
 		if t.Failed() {
 			lost = "see the test log: FAILED"
 		}
-		pct := func(q float64) time.Duration { return ready[min(len(ready)-1, int(q*float64(len(ready))))].Round(time.Millisecond) }
+		pct := func(q float64) time.Duration {
+			return ready[min(len(ready)-1, int(q*float64(len(ready))))].Round(time.Millisecond)
+		}
 		doc := fmt.Sprintf("# Kill soak\n\n<!-- written by make soak (TestKillAtRandomPoints with ALLSCREEN_KILLS=%d) on %s; do not edit by hand -->\n"+
 			"The daemon in --sim mode on the bundled images, presses by signal, SIGKILLed at a random moment of each round and "+
 			"restarted. After each restart the first screen must ask about exactly the sample the store holds open; after the last "+

@@ -169,7 +169,7 @@ func run(args []string) int {
 		Research:      cfg.Screening.Research,
 		MaxOpen:       cfg.Screening.MaxOpen.Duration,
 		MinWhiteCells: cfg.Screening.MinWhiteCells,
-		ClockNotSet:   clockNotSet,
+		ClockNotSet:   func() bool { return clockNotSet(cfg.Storage.StateDir) },
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -201,12 +201,13 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// clockNotSet: the kernel does not hold the clock as synchronized, or it
-// reads earlier than the software's own commit (a Pi without a real-time
-// clock or network starts in the past).
-func clockNotSet() bool {
+// clockNotSet: the clock reads earlier than the software's own commit (a
+// Pi without a real-time clock or network starts in the past), or the
+// kernel does not hold it as synchronized and nobody set it at the review
+// station since this boot.
+func clockNotSet(stateDir string) bool {
 	if b, err := time.Parse(time.RFC3339, buildDate); err == nil && time.Now().Before(b) {
 		return true
 	}
-	return !screening.ClockSynchronized()
+	return !screening.ClockSynchronized() && !screening.ClockSetThisBoot(stateDir)
 }

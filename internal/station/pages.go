@@ -88,7 +88,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, u *screening.User)
 		pending = map[string]any{"Specimen": sp, "Operator": op, "At": at}
 	}
 	s.render(w, http.StatusOK, "list.html", map[string]any{"User": u, "CSRF": csrfOf(r), "Rows": rows,
-		"Filter": f, "Total": len(all), "Pending": pending})
+		"Filter": f, "Total": len(all), "Pending": pending, "Now": s.opt.Now(), "ClockNotSet": s.opt.ClockNotSet(),
+		"Reviewer": u.Role == screening.RoleReviewer})
 }
 
 // galleryCell is one cell of the gallery, with the call that stands.

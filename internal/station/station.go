@@ -37,6 +37,9 @@ type Options struct {
 	Device string
 	// ExportDir is where the USB stick is mounted (config review.export_dir).
 	ExportDir string
+	// ClockNotSet says whether the device's clock is not known to be set
+	// (default: neither synchronized nor set here since this boot).
+	ClockNotSet func() bool
 }
 
 // Server is the review station's HTTP handler.
@@ -77,6 +80,7 @@ var routes = []route{
 	{"GET", "/samples/{code}/report.pdf", anyUser, (*Server).report},
 	{"GET", "/samples/{code}/fhir.json", anyUser, (*Server).fhir},
 	{"POST", "/export", anyUser, (*Server).export},
+	{"POST", "/clock", reviewerOnly, (*Server).clock},
 	{"POST", "/next", anyUser, (*Server).next},
 	{"POST", "/samples/{code}/specimen", anyUser, (*Server).specimen},
 	{"POST", "/samples/{code}/cells/{cell}", reviewerOnly, (*Server).reclassify},
@@ -94,6 +98,9 @@ func New(store *screening.Store, opt Options) *Server {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.ClockNotSet == nil {
+		opt.ClockNotSet = func() bool { return !screening.ClockSynchronized() && !screening.ClockSetThisBoot(store.Dir()) }
 	}
 	s := &Server{store: store, opt: opt,
 		sessions: &sessions{now: opt.Now, m: map[string]*session{}},
@@ -196,7 +203,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, screening.ErrNoStick):
 		status = http.StatusConflict
-	case errors.Is(err, screening.ErrBadSpecimen):
+	case errors.Is(err, screening.ErrBadSpecimen), errors.Is(err, screening.ErrBadClockTime):
 		status = http.StatusBadRequest
 	case errors.Is(err, screening.ErrSigned), errors.Is(err, screening.ErrNotSigned), errors.Is(err, screening.ErrSampleOpen):
 		status = http.StatusConflict
@@ -411,4 +418,20 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, u *screening.Use
 	s.store.Audit(r.Context(), u.Name, "export", "", fmt.Sprintf("%d signed reports to %s", sum.Reports, sum.Dir))
 	s.render(w, http.StatusOK, "error.html", map[string]any{"Title": "Exported",
 		"Message": fmt.Sprintf("%d signed reports (PDF and FHIR) written to %s.", sum.Reports, sum.Dir), "Back": "/"})
+}
+
+// clock asks for the device's clock to be set to the time the reviewer
+// typed (the device's local time zone); allscreen-clock.service applies it.
+func (s *Server) clock(w http.ResponseWriter, r *http.Request, u *screening.User) {
+	t, err := time.ParseInLocation("2006-01-02T15:04", r.PostFormValue("time"), time.Local)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("%q: %w", r.PostFormValue("time"), screening.ErrBadClockTime))
+		return
+	}
+	if err := s.store.RequestClock(r.Context(), t, u.Name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, http.StatusOK, "error.html", map[string]any{"Title": "Clock",
+		"Message": "The device's clock is being set to " + t.Format("2006-01-02 15:04") + ". Reload the sample list in a few seconds to see it.", "Back": "/"})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -97,7 +98,7 @@ func newFixture(t testing.TB, n int) *fixture {
 	if _, err := st.AddUser(ctx, "Tech", screening.RoleTechnician, techPW, ""); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{store: st, srv: New(st, Options{Now: c.Now}), clock: c, dir: dir, code: smp.Code}
+	return &fixture{store: st, srv: New(st, Options{Now: c.Now, ClockNotSet: func() bool { return true }}), clock: c, dir: dir, code: smp.Code}
 }
 
 // browser is a logged-in (or not) client of the station.
@@ -186,8 +187,9 @@ func (f *fixture) unchanged(t *testing.T, who string) {
 	t.Helper()
 	d := f.detail()
 	_, _, _, pending, err := f.store.PendingSpecimen(context.Background())
-	if len(d.Versions) != 0 || d.SpecimenID != "" || pending || err != nil {
-		t.Errorf("%s wrote: versions %+v, specimen %q, pending %v (%v)", who, d.Versions, d.SpecimenID, pending, err)
+	_, clockErr := os.Stat(filepath.Join(f.dir, screening.ClockRequestName))
+	if len(d.Versions) != 0 || d.SpecimenID != "" || pending || err != nil || clockErr == nil {
+		t.Errorf("%s wrote: versions %+v, specimen %q, pending %v (%v), clock request %v", who, d.Versions, d.SpecimenID, pending, err, clockErr == nil)
 	}
 }
 
@@ -200,6 +202,8 @@ func formFor(pattern, csrf string) url.Values {
 		v.Set("pin", reviewerPIN)
 	case strings.HasSuffix(pattern, "/amend"):
 		v.Set("reason", "a reason")
+	case strings.HasSuffix(pattern, "/clock"):
+		v.Set("time", "2026-12-07T10:00")
 	case strings.HasSuffix(pattern, "/next"), strings.HasSuffix(pattern, "/specimen"):
 		v.Set("specimen", "LAB-1")
 		v.Set("operator", "Tech")
@@ -469,4 +473,28 @@ func FuzzSafeNext(f *testing.F) {
 			t.Errorf("safeNext(%q) = %q leaves the site", next, got)
 		}
 	})
+}
+
+// TestReviewerSetsTheClock: the list shows the device's clock when it is
+// not known to be set, and a reviewer's time becomes a request for the
+// root unit to apply; a technician is only told.
+func TestReviewerSetsTheClock(t *testing.T) {
+	f := newFixture(t, 1)
+	tech := f.login(t, "Tech", techPW)
+	if page := tech.do("GET", "/", nil).Body.String(); !strings.Contains(page, "not known to be set") || strings.Contains(page, `action="/clock"`) {
+		t.Error("a technician should see the warning without the form")
+	}
+	rev := f.login(t, "Dr Reviewer", reviewerPW)
+	if page := rev.do("GET", "/", nil).Body.String(); !strings.Contains(page, `action="/clock"`) {
+		t.Error("no clock form for the reviewer")
+	}
+	if w := rev.do("POST", "/clock", url.Values{"csrf": {rev.csrf}, "time": {"1970-01-01T00:00"}}); w.Code != http.StatusBadRequest {
+		t.Errorf("1970: %d", w.Code)
+	}
+	if w := rev.do("POST", "/clock", url.Values{"csrf": {rev.csrf}, "time": {"2026-12-07T10:00"}}); w.Code != http.StatusOK {
+		t.Fatalf("set the clock: %d %s", w.Code, w.Body)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, screening.ClockRequestName)); err != nil {
+		t.Errorf("no request for the root unit: %v", err)
+	}
 }
