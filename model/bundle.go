@@ -327,7 +327,24 @@ func InstallBundle(bundlePath, modelsDir string, trusted []ed25519.PublicKey) (I
 				return Installed{}, err
 			}
 		}
+		// Every folder's entries durable before the rename makes it the
+		// model's (a power cut must not leave a model missing files).
+		var dirs []string
+		filepath.WalkDir(staging, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := syncDir(dirs[i]); err != nil {
+				return Installed{}, err
+			}
+		}
 		if err := os.Rename(staging, final); err != nil {
+			return Installed{}, err
+		}
+		if err := syncDir(modelsDir); err != nil {
 			return Installed{}, err
 		}
 	}
