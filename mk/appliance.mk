@@ -42,6 +42,11 @@ config-fuzz: ## fuzz the config TOML parser and the HD44780 emulator briefly
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./internal/config/
 	$(GO) test -run '^$$' -fuzz FuzzFit -fuzztime 10s ./device/
 
+.PHONY: power-cuts
+power-cuts: build ## 200 simulated power cuts under the running daemon (FUSE; root): docs/power-cuts.md (about 15 minutes, outside CI, which runs 5)
+	ALLSCREEN_POWERCUTS=200 ALLSCREEN_POWERCUT_OUT=$(abspath docs/power-cuts.md) \
+	  $(GO) test -count=1 -timeout 1h -run 'TestPowerCuts|TestCutFSLosesWhatIsNotDurable' -v ./cmd/allscreend/ | grep -v '^=== RUN'
+
 .PHONY: soak
 soak: build ## 1000 SIGKILLs of the running daemon at random moments, strict checks after each (docs/soak.md; about an hour, outside CI)
 	ALLSCREEN_KILLS=1000 ALLSCREEN_KILL_MINUTES=150 ALLSCREEN_SOAK_OUT=$(abspath docs/soak.md) \
