@@ -106,9 +106,17 @@ func TestButtonOnFakePin(t *testing.T) {
 		t.Errorf("second press = %v, want long", p)
 	}
 	cancel()
-	pin.EdgesChan <- gpio.High // wake WaitForEdge so Run sees ctx
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
+	// Run may see ctx before it waits for another edge, or be waiting in
+	// WaitForEdge: wake it only if it is (under load, under qemu, the
+	// first happened and a bare send here waited forever).
+	var runErr error
+	select {
+	case pin.EdgesChan <- gpio.High:
+		runErr = <-done
+	case runErr = <-done:
+	}
+	if runErr != nil {
+		t.Errorf("Run = %v", runErr)
 	}
 }
 
