@@ -210,6 +210,9 @@ func mountCutFS(t *testing.T, backing, mnt string) (*cutFS, *fuse.Server) {
 	if err != nil {
 		t.Skipf("cannot mount FUSE here (root and /dev/fuse needed): %v", err)
 	}
+	// A test that stops mid-round must not leave a mount behind (its
+	// temporary folder could not be removed).
+	t.Cleanup(func() { srv.Unmount() })
 	return c, srv
 }
 
