@@ -80,27 +80,12 @@ func TestKillAtRandomPoints(t *testing.T) {
 		case open != "":
 			resumes++
 		}
-		killAt := time.Now().Add(time.Duration(rng.IntN(2500)) * time.Millisecond)
-		for time.Now().Before(killAt) {
-			sig := syscall.SIGUSR1
-			if rng.IntN(5) == 0 {
-				sig = syscall.SIGUSR2
-			}
-			d.cmd.Process.Signal(sig)
-			presses++
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-		}
+		presses += pressAtRandom(d, rng)
 		d.cmd.Process.Kill()
 		<-d.done
 		killed++
+		collectShown(d, shownFields, shownVerdicts)
 		for _, l := range d.output() {
-			if m := shownField.FindStringSubmatch(l); m != nil {
-				n, _ := strconv.Atoi(m[2])
-				shownFields[m[1]] = max(shownFields[m[1]], n)
-			}
-			if m := shownVerdict.FindStringSubmatch(l); m != nil {
-				shownVerdicts[m[1]] = m[2]
-			}
 			if m := shownCounts.FindStringSubmatch(l); m != nil {
 				n, _ := strconv.Atoi(m[2])
 				wbc, _ := strconv.Atoi(m[3])
@@ -242,4 +227,35 @@ func openSampleIn(t *testing.T, state string) string {
 		return ""
 	}
 	return smp.Code
+}
+
+// pressAtRandom presses the daemon's button by signal at random moments
+// for up to 2.5 s (one in five a long press) and returns how many.
+func pressAtRandom(d *daemon, rng *rand.Rand) int {
+	n := 0
+	until := time.Now().Add(time.Duration(rng.IntN(2500)) * time.Millisecond)
+	for time.Now().Before(until) {
+		sig := syscall.SIGUSR1
+		if rng.IntN(5) == 0 {
+			sig = syscall.SIGUSR2
+		}
+		d.cmd.Process.Signal(sig)
+		n++
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+	}
+	return n
+}
+
+// collectShown adds what the daemon's panel showed as stored: the highest
+// field number per sample, and each verdict.
+func collectShown(d *daemon, fields map[string]int, verdicts map[string]string) {
+	for _, l := range d.output() {
+		if m := shownField.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.Atoi(m[2])
+			fields[m[1]] = max(fields[m[1]], n)
+		}
+		if m := shownVerdict.FindStringSubmatch(l); m != nil {
+			verdicts[m[1]] = m[2]
+		}
+	}
 }

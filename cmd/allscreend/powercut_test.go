@@ -250,16 +250,7 @@ func TestPowerCuts(t *testing.T) {
 			srv.Unmount()
 			t.Fatalf("round %d: no READY on the cut file system; stderr:\n%s", round, d.err.String())
 		}
-		cutAt := time.Now().Add(time.Duration(rng.IntN(2500)) * time.Millisecond)
-		for time.Now().Before(cutAt) {
-			sig := syscall.SIGUSR1
-			if rng.IntN(5) == 0 {
-				sig = syscall.SIGUSR2
-			}
-			d.cmd.Process.Signal(sig)
-			presses++
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-		}
+		presses += pressAtRandom(d, rng)
 		// The cut: the process stops, and what was not durable is gone.
 		d.cmd.Process.Kill()
 		<-d.done
@@ -275,15 +266,7 @@ func TestPowerCuts(t *testing.T) {
 		}
 		os.RemoveAll(backing)
 		backing = next
-		for _, l := range d.output() {
-			if m := shownField.FindStringSubmatch(l); m != nil {
-				n, _ := strconv.Atoi(m[2])
-				shownFields[m[1]] = max(shownFields[m[1]], n)
-			}
-			if m := shownVerdict.FindStringSubmatch(l); m != nil {
-				shownVerdicts[m[1]] = m[2]
-			}
-		}
+		collectShown(d, shownFields, shownVerdicts)
 		// After every cut: what was shown is there, and the store is whole.
 		lost := checkShownStored(t, backing, shownFields, shownVerdicts)
 		if lost != "" {
