@@ -83,13 +83,18 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, u *screening.User)
 			rows = append(rows, row)
 		}
 	}
+	events, err := s.store.Events(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	pending := map[string]any{}
 	if sp, op, at, ok, err := s.store.PendingSpecimen(r.Context()); err == nil && ok {
 		pending = map[string]any{"Specimen": sp, "Operator": op, "At": at}
 	}
 	s.render(w, http.StatusOK, "list.html", map[string]any{"User": u, "CSRF": csrfOf(r), "Rows": rows,
 		"Filter": f, "Total": len(all), "Pending": pending, "Now": s.opt.Now(), "ClockNotSet": s.opt.ClockNotSet(),
-		"Reviewer": u.Role == screening.RoleReviewer})
+		"Reviewer": u.Role == screening.RoleReviewer, "Events": events})
 }
 
 // galleryCell is one cell of the gallery, with the call that stands.

@@ -498,3 +498,23 @@ func TestReviewerSetsTheClock(t *testing.T) {
 		t.Errorf("no request for the root unit: %v", err)
 	}
 }
+
+// TestListShowsStoreEvents: a damaged database set aside at the daemon's
+// start is told to reviewers too, with where it was kept.
+func TestListShowsStoreEvents(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, screening.DBName), []byte(strings.Repeat("not a database ", 500)), 0o644)
+	st, err := screening.Open(context.Background(), dir, screening.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.AddUser(context.Background(), "Tech", screening.RoleTechnician, techPW, ""); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: st, srv: New(st, Options{}), dir: dir}
+	page := f.login(t, "Tech", techPW).do("GET", "/", nil).Body.String()
+	if !strings.Contains(page, "was damaged") || !strings.Contains(page, "results.corrupt-") {
+		t.Errorf("the list does not tell of the set-aside database:\n%.2000s", page)
+	}
+}
