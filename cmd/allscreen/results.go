@@ -60,15 +60,26 @@ func listResults(ctx context.Context, out, notes io.Writer, state string, asJSON
 		fmt.Fprintln(out, "no samples stored yet")
 		return nil
 	}
+	reviews, err := store.ReviewStates(ctx)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SAMPLE\tOPENED\tFIELDS\tWHITE CELLS\tBLASTS\tUNSURE\tVERDICT")
+	fmt.Fprintln(tw, "SAMPLE\tOPENED\tFIELDS\tWHITE CELLS\tBLASTS\tUNSURE\tVERDICT\tREVIEWED")
 	for _, s := range samples {
 		verdict := s.Verdict
 		if s.Research {
 			verdict = "RESEARCH: " + verdict
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%d\t%s\n", s.Code, s.OpenedAt.Local().Format(time.DateTime),
-			s.AcceptedFields, s.Fields, s.Tally.WhiteCells, s.Tally.Blasts, s.Tally.Uncertain, verdict)
+		reviewed := "-"
+		switch r := reviews[s.ID]; {
+		case r.Signed:
+			reviewed = "signed: " + r.Headline
+		case r.Version > 0:
+			reviewed = "draft"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%d\t%s\t%s\n", s.Code, s.OpenedAt.Local().Format(time.DateTime),
+			s.AcceptedFields, s.Fields, s.Tally.WhiteCells, s.Tally.Blasts, s.Tally.Uncertain, verdict, reviewed)
 	}
 	return tw.Flush()
 }

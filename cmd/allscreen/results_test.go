@@ -54,6 +54,14 @@ func storeWithResults(t *testing.T) string {
 
 func TestResultsTable(t *testing.T) {
 	dir := storeWithResults(t)
+	s, err := screening.OpenExisting(context.Background(), dir, screening.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sign(context.Background(), screening.SampleCode(1), "dr"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 	var out, notes bytes.Buffer
 	if err := listResults(context.Background(), &out, &notes, dir, false); err != nil {
 		t.Fatal(err)
@@ -61,7 +69,8 @@ func TestResultsTable(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SAMPLE") ||
 		!strings.Contains(lines[1], screening.SampleCode(1)) || !strings.Contains(lines[1], "NO BLASTS SEEN in 4 white cells") ||
-		!strings.Contains(lines[2], screening.SampleCode(2)) || !strings.HasSuffix(lines[2], "open") {
+		!strings.HasSuffix(lines[1], "signed: NO BLASTS SEEN in 4 white cells") ||
+		!strings.Contains(lines[2], screening.SampleCode(2)) || !strings.HasSuffix(strings.Join(strings.Fields(lines[2]), " "), "open -") {
 		t.Errorf("table:\n%s", out.String())
 	}
 }
