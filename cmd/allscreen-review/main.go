@@ -82,8 +82,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ctx, restart := context.WithCancelCause(ctx)
+	defer restart(nil)
 	srv := &http.Server{
-		Handler:           station.New(store, station.Options{Logger: log, Device: screening.DeviceID(), ExportDir: cfg.Review.ExportDir}),
+		Handler: station.New(store, station.Options{Logger: log, Device: screening.DeviceID(), ExportDir: cfg.Review.ExportDir,
+			// The database was replaced (set aside by the daemon) or fails:
+			// end, and systemd starts the station again on the current one.
+			OnStorageFault: func(err error) { restart(err) }}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -99,6 +104,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+		return cause
 	}
 	sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)

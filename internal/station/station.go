@@ -40,6 +40,11 @@ type Options struct {
 	// ClockNotSet says whether the device's clock is not known to be set
 	// (default: neither synchronized nor set here since this boot).
 	ClockNotSet func() bool
+	// OnStorageFault is called when the store can no longer be written
+	// (its database replaced, removed or failing): the station should
+	// then end, so its service manager starts it again on the database the
+	// daemon now keeps. Nil: nothing.
+	OnStorageFault func(error)
 }
 
 // Server is the review station's HTTP handler.
@@ -207,7 +212,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, screening.ErrSigned), errors.Is(err, screening.ErrNotSigned), errors.Is(err, screening.ErrSampleOpen):
 		status = http.StatusConflict
-	case errors.Is(err, screening.ErrStorageBusy), errors.Is(err, screening.ErrStorageFault), errors.Is(err, screening.ErrStorageFull):
+	case errors.Is(err, screening.ErrStorageFault):
+		status = http.StatusServiceUnavailable
+		if s.opt.OnStorageFault != nil {
+			s.opt.OnStorageFault(err)
+		}
+	case errors.Is(err, screening.ErrStorageBusy), errors.Is(err, screening.ErrStorageFull):
 		status = http.StatusServiceUnavailable
 	}
 	s.opt.Logger.Warn("request failed", "path", r.URL.Path, "err", err)

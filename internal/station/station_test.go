@@ -2,6 +2,7 @@ package station
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -516,5 +517,25 @@ func TestListShowsStoreEvents(t *testing.T) {
 	page := f.login(t, "Tech", techPW).do("GET", "/", nil).Body.String()
 	if !strings.Contains(page, "was damaged") || !strings.Contains(page, "results.corrupt-") {
 		t.Errorf("the list does not tell of the set-aside database:\n%.2000s", page)
+	}
+}
+
+// TestStorageFaultEndsTheStation: when the daemon sets the database aside
+// (replaced under the station), a write is refused as a storage fault and
+// the station is told to end, so it restarts on the current database.
+func TestStorageFaultEndsTheStation(t *testing.T) {
+	f := newFixture(t, 3)
+	var fault error
+	f.srv = New(f.store, Options{Now: f.clock.Now, ClockNotSet: func() bool { return false }, OnStorageFault: func(err error) { fault = err }})
+	rev := f.login(t, "Dr Reviewer", reviewerPW)
+	db := filepath.Join(f.dir, screening.DBName)
+	if err := os.Rename(db, db+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(db, nil, 0o640)
+	cell := f.cellIDs()[0]
+	w := rev.do("POST", fmt.Sprintf("/samples/%s/cells/%d", f.code, cell), url.Values{"csrf": {rev.csrf}, "call": {"not-blast"}})
+	if w.Code != http.StatusServiceUnavailable || !errors.Is(fault, screening.ErrStorageFault) {
+		t.Errorf("write after the database was replaced: %d, fault %v", w.Code, fault)
 	}
 }
