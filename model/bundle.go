@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"allscreen/internal/durable"
 )
 
 // A model bundle (issue 15 item 4) is how a model reaches a device: one tar
@@ -323,7 +325,7 @@ func InstallBundle(bundlePath, modelsDir string, trusted []ed25519.PublicKey) (I
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return Installed{}, err
 			}
-			if err := writeSyncedFile(p, b); err != nil {
+			if err := durable.WriteNew(p, b, 0o644); err != nil {
 				return Installed{}, err
 			}
 		}
@@ -337,14 +339,14 @@ func InstallBundle(bundlePath, modelsDir string, trusted []ed25519.PublicKey) (I
 			return nil
 		})
 		for i := len(dirs) - 1; i >= 0; i-- {
-			if err := syncDir(dirs[i]); err != nil {
+			if err := durable.SyncDir(dirs[i]); err != nil {
 				return Installed{}, err
 			}
 		}
 		if err := os.Rename(staging, final); err != nil {
 			return Installed{}, err
 		}
-		if err := syncDir(modelsDir); err != nil {
+		if err := durable.SyncDir(modelsDir); err != nil {
 			return Installed{}, err
 		}
 	}
@@ -368,7 +370,7 @@ func InstallBundle(bundlePath, modelsDir string, trusted []ed25519.PublicKey) (I
 	if prev != "" {
 		out.Previous = filepath.Join(modelsDir, prev)
 	}
-	return out, syncDir(modelsDir)
+	return out, durable.SyncDir(modelsDir)
 }
 
 // Rollback makes modelsDir/previous current again (and the current one
@@ -387,7 +389,7 @@ func Rollback(modelsDir string) (string, error) {
 			return "", err
 		}
 	}
-	return filepath.Join(modelsDir, prev), syncDir(modelsDir)
+	return filepath.Join(modelsDir, prev), durable.SyncDir(modelsDir)
 }
 
 // swapLink points dir/name at target atomically (a new link renamed over
@@ -399,28 +401,4 @@ func swapLink(dir, name, target string) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, name))
-}
-
-func writeSyncedFile(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"allscreen/internal/durable"
 )
 
 // ExportSummary says what an export wrote.
@@ -123,7 +125,7 @@ func (s *Store) Export(ctx context.Context, parent string, withImages bool) (Exp
 		return ExportSummary{}, classify("export", err)
 	}
 	ok = true
-	if err := syncDir(parent); err != nil {
+	if err := durable.SyncDir(parent); err != nil {
 		return ExportSummary{}, classify("export", err)
 	}
 	sum.Dir = final
@@ -466,7 +468,7 @@ func (w *exportWriter) syncDirs() error {
 	dirs := slices.Clone(w.dirs)
 	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
 	for _, d := range append(dirs, filepath.Join(w.dir, "images"), w.dir) {
-		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := durable.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

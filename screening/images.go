@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"allscreen/internal/durable"
 )
 
 // Images live beside the database under images/, named by the sha256 of
@@ -45,19 +47,7 @@ func (osFileSystem) CreateTemp(dir, pattern string) (writableFile, error) {
 func (osFileSystem) Rename(a, b string) error           { return os.Rename(a, b) }
 func (osFileSystem) Remove(n string) error              { return os.Remove(n) }
 func (osFileSystem) Stat(n string) (fs.FileInfo, error) { return os.Stat(n) }
-func (osFileSystem) SyncDir(dir string) error           { return syncDir(dir) }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
+func (osFileSystem) SyncDir(dir string) error           { return durable.SyncDir(dir) }
 
 // ImageRef names a stored image.
 type ImageRef struct {

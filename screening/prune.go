@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"allscreen/internal/durable"
 )
 
 // Pruning (issue 15 item 8): the images fill the card, not the rows. A
@@ -142,7 +144,7 @@ func (s *Store) Prune(ctx context.Context, opt PruneOptions) (PruneSummary, erro
 		dirs[filepath.Dir(p)] = true
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			return sum, err
 		}
 	}

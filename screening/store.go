@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"allscreen/internal/durable"
 	"allscreen/model"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -305,7 +306,7 @@ func setAside(path string, cause error, now time.Time) (*Recovery, error) {
 			return nil, fmt.Errorf("set aside damaged results database %s: %w", path, err)
 		}
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("set aside damaged results database: %w", err)
 	}
 	return &Recovery{At: now, SetAside: dst, Cause: describeCorruption(cause)}, nil

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"syscall"
 
+	"allscreen/internal/durable"
 	"allscreen/screening"
 )
 
@@ -74,8 +75,8 @@ func ExportSigned(ctx context.Context, s *screening.Store, target string, opt Op
 	}()
 	sums := map[string]string{}
 	write := func(file string, data []byte) error {
-		if err := writeSynced(filepath.Join(tmp, file), data); err != nil {
-			return err
+		if err := durable.WriteNew(filepath.Join(tmp, file), data, 0o644); err != nil {
+			return fmt.Errorf("export: %w", err)
 		}
 		h := sha256.Sum256(data)
 		sums[file] = hex.EncodeToString(h[:])
@@ -116,10 +117,10 @@ func ExportSigned(ctx context.Context, s *screening.Store, target string, opt Op
 	for _, n := range names {
 		fmt.Fprintf(&list, "%s  %s\n", sums[n], n)
 	}
-	if err := writeSynced(filepath.Join(tmp, "SHA256SUMS"), list.Bytes()); err != nil {
-		return ExportSummary{}, err
+	if err := durable.WriteNew(filepath.Join(tmp, "SHA256SUMS"), list.Bytes(), 0o644); err != nil {
+		return ExportSummary{}, fmt.Errorf("export: %w", err)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := durable.SyncDir(tmp); err != nil {
 		return ExportSummary{}, err
 	}
 	out.Dir = filepath.Join(target, name)
@@ -127,35 +128,5 @@ func ExportSigned(ctx context.Context, s *screening.Store, target string, opt Op
 		return ExportSummary{}, fmt.Errorf("export: %w", err)
 	}
 	done = true
-	return out, syncDir(target)
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("export %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("export: sync %s: %w", dir, err)
-	}
-	return nil
+	return out, durable.SyncDir(target)
 }
