@@ -44,7 +44,26 @@ const (
 	CallNotBlast Call = "not-blast"
 	CallUnusable Call = "unusable" // smudge, artefact, cut: not a white cell to count
 	DeviceCall   Call = ""
+	// CallUncertain is the device's call on a cell it was unsure of or
+	// found unlike its training data; never a reviewer's (ParseCall
+	// refuses it).
+	CallUncertain Call = "uncertain"
 )
+
+// Standing is the call that stands on the cell under a review's calls:
+// the reviewer's when there is one, else the device's.
+func (c CellDetail) Standing(calls map[int64]Call) Call {
+	if call, ok := calls[c.ID]; ok && call != DeviceCall {
+		return call
+	}
+	switch {
+	case c.OOD || c.Uncertain:
+		return CallUncertain
+	case c.CalledBlast:
+		return CallBlast
+	}
+	return CallNotBlast
+}
 
 // ParseCall reads a call from a form.
 func ParseCall(s string) (Call, error) {
@@ -159,14 +178,12 @@ func (d SampleDetail) ReviewedVerdict(calls map[int64]Call) (Verdict, error) {
 	}
 	t := Tally{Fields: d.Tally.Fields}
 	for _, c := range d.Cells() {
-		switch calls[c.ID] {
-		case CallBlast:
-			t = t.Count(CellCall{Blast: true})
-		case CallNotBlast:
-			t = t.Count(CellCall{})
+		switch call := c.Standing(calls); call {
 		case CallUnusable:
+		case CallUncertain:
+			t = t.Count(CellCall{Uncertain: true, OutOfDistribution: c.OOD})
 		default:
-			t = t.Count(CellCall{Blast: c.CalledBlast, Uncertain: c.Uncertain || c.OOD, OutOfDistribution: c.OOD})
+			t = t.Count(CellCall{Blast: call == CallBlast})
 		}
 	}
 	if len(d.Reasons) > 0 && strings.HasPrefix(d.Reasons[0], incompletePrefix) {

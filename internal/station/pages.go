@@ -101,27 +101,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, u *screening.User)
 type galleryCell struct {
 	screening.CellDetail
 	Call  screening.Call // the reviewer's, "" when the device's stands
-	Class string         // css class of the call that stands
+	Class string         // css class: the call that stands (screening.CellDetail.Standing)
 }
 
-// standing is the class of the call that stands on a cell.
-func standing(c screening.CellDetail, call screening.Call) string {
-	switch call {
-	case screening.CallBlast:
-		return "blast"
-	case screening.CallNotBlast:
-		return "normal"
-	case screening.CallUnusable:
-		return "unusable"
-	}
-	switch {
-	case c.OOD || c.Uncertain:
-		return "uncertain"
-	case c.CalledBlast:
-		return "blast"
-	}
-	return "normal"
-}
 
 func (s *Server) sample(w http.ResponseWriter, r *http.Request, u *screening.User) {
 	d, err := s.store.SampleDetail(r.Context(), r.PathValue("code"))
@@ -145,7 +127,7 @@ func (s *Server) sample(w http.ResponseWriter, r *http.Request, u *screening.Use
 	var gallery []galleryCell
 	classes := map[int64]string{}
 	for _, c := range d.Cells() {
-		g := galleryCell{CellDetail: c, Call: calls[c.ID], Class: standing(c, calls[c.ID])}
+		g := galleryCell{CellDetail: c, Call: calls[c.ID], Class: string(c.Standing(calls))}
 		classes[c.ID] = g.Class
 		gallery = append(gallery, g)
 	}

@@ -36,22 +36,6 @@ type Options struct {
 	Device string    // this device, for samples that do not name theirs (stored before identity was kept)
 }
 
-// standingCall is the call that stands on a cell in a review version: the
-// reviewer's, else the device's.
-func standingCall(c screening.CellDetail, v *screening.ReviewVersion) string {
-	if v != nil {
-		if call, ok := v.Calls[c.ID]; ok {
-			return string(call)
-		}
-	}
-	switch {
-	case c.OOD || c.Uncertain:
-		return "uncertain"
-	case c.CalledBlast:
-		return string(screening.CallBlast)
-	}
-	return string(screening.CallNotBlast)
-}
 
 // WritePDF writes the sample's report: identity and provenance, the
 // device's verdict and the reviewed one with their counts, the reviewer
@@ -183,7 +167,7 @@ func WritePDF(w io.Writer, d screening.SampleDetail, imgs Images, opt Options) e
 	// The gallery: every cell whose standing call is blast, most suspicious first.
 	var blasts []screening.CellDetail
 	for _, c := range d.Cells() {
-		if standingCall(c, cur) == string(screening.CallBlast) {
+		if c.Standing(callsOf(cur)) == screening.CallBlast {
 			blasts = append(blasts, c)
 		}
 	}
@@ -299,4 +283,12 @@ func clockNote(synced *bool) string {
 		return "set (synchronized) when the sample started"
 	}
 	return "NOT known to be set when the sample started: the times may be wrong"
+}
+
+// callsOf is a review version's calls (none without a version).
+func callsOf(v *screening.ReviewVersion) map[int64]screening.Call {
+	if v == nil {
+		return nil
+	}
+	return v.Calls
 }
