@@ -110,3 +110,10 @@ func ClockSetThisBoot(stateDir string) bool {
 	boot, err2 := os.ReadFile(bootIDFile)
 	return err1 == nil && err2 == nil && len(boot) > 0 && strings.TrimSpace(string(mark)) == strings.TrimSpace(string(boot))
 }
+
+// ClockKnownSet says whether the clock can be trusted: the kernel holds it
+// as synchronized, or a person set it since this boot. READY, the review
+// station and every sample's record ask this one question.
+func ClockKnownSet(stateDir string) bool {
+	return ClockSynchronized() || ClockSetThisBoot(stateDir)
+}

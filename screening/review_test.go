@@ -448,7 +448,7 @@ func TestClockRequest(t *testing.T) {
 	if _, err := os.Stat(req); err == nil {
 		t.Error("the request was left to be applied again")
 	}
-	if !ClockSetThisBoot(dir) {
+	if !ClockSetThisBoot(dir) || !ClockKnownSet(dir) {
 		t.Error("not marked set for this boot")
 	}
 	os.WriteFile(boot, []byte("boot-2\n"), 0o644)

@@ -40,7 +40,7 @@ type Options struct {
 	// device's, so no two devices issue the same code. "" for none.
 	CodePrefix string
 	// ClockSynchronized, when set, is asked as each sample starts whether
-	// the clock is known to be set (ClockSynchronized); the answer is kept
+	// the clock is known to be set (ClockKnownSet); the answer is kept
 	// with the sample.
 	ClockSynchronized func() bool
 }
@@ -110,7 +110,8 @@ type Provenance struct {
 	// probabilities (the model manifest's labels).
 	Labels []string `json:"labels,omitempty"`
 	// ClockSynchronized: the device's clock was known to be set when the
-	// sample started (ClockSynchronized()); nil when not recorded.
+	// sample started (ClockKnownSet: synchronized, or set by a person
+	// since that boot); nil when not recorded.
 	ClockSynchronized *bool `json:"clock_synchronized,omitempty"`
 }
 

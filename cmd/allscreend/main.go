@@ -209,5 +209,5 @@ func clockNotSet(stateDir string) bool {
 	if b, err := time.Parse(time.RFC3339, buildDate); err == nil && time.Now().Before(b) {
 		return true
 	}
-	return !screening.ClockSynchronized() && !screening.ClockSetThisBoot(stateDir)
+	return !screening.ClockKnownSet(stateDir)
 }

@@ -294,7 +294,7 @@ func connector(cfg config.Config, log *slog.Logger, closers *[]func() error) fun
 			prefix = screening.DevicePrefix(screening.DeviceID())
 		}
 		store, err := screening.Open(ctx, cfg.Storage.StateDir, screening.Options{Logger: log, CodePrefix: prefix,
-			ClockSynchronized: screening.ClockSynchronized})
+			ClockSynchronized: func() bool { return screening.ClockKnownSet(cfg.Storage.StateDir) }})
 		if err != nil {
 			net.Close()
 			return nil, err

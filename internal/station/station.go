@@ -105,7 +105,7 @@ func New(store *screening.Store, opt Options) *Server {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opt.ClockNotSet == nil {
-		opt.ClockNotSet = func() bool { return !screening.ClockSynchronized() && !screening.ClockSetThisBoot(store.Dir()) }
+		opt.ClockNotSet = func() bool { return !screening.ClockKnownSet(store.Dir()) }
 	}
 	s := &Server{store: store, opt: opt,
 		sessions: &sessions{now: opt.Now, m: map[string]*session{}},
