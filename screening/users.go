@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -60,10 +60,8 @@ const (
 // password and PIN (a reviewer needs a PIN; a technician has none).
 func CheckNewCredentials(name string, role Role, password, pin string) error {
 	switch {
-	case name == "" || len(name) > 64 || strings.TrimSpace(name) != name:
-		return errors.New("a name is 1-64 characters, no leading or trailing spaces")
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return errors.New("a name holds no control characters")
+	case checkIdentityText(name) != nil:
+		return errors.New("a name is 1-64 characters, no control characters, no leading or trailing spaces")
 	case len(password) < MinPasswordLen:
 		return fmt.Errorf("a password is at least %d characters", MinPasswordLen)
 	case len(password) > 72:
@@ -112,7 +110,12 @@ func (s *Store) AddUser(ctx context.Context, name string, role Role, password, p
 
 // dummyHash is compared against when a name is unknown, so a wrong name
 // costs the same time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.MinCost)
+// Made at the first unknown name, not at start-up: the capture daemon
+// links this package and never logs anyone in.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.MinCost)
+	return h
+})
 
 // Authenticate checks a name and password.
 func (s *Store) Authenticate(ctx context.Context, name, password string) (User, error) {
@@ -121,7 +124,7 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	err := s.db.QueryRowContext(ctx, `SELECT id, name, role, password_hash FROM users WHERE name = ?`, name).
 		Scan(&u.ID, &u.Name, &u.Role, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return User{}, ErrBadLogin
 	}
 	if err != nil {

@@ -115,38 +115,39 @@ func startDaemon(t testing.TB, env []string, args ...string) *daemon {
 // ended first. The deadline only stops a broken test from hanging.
 func (d *daemon) wait(t testing.TB, want string) bool {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
-		select {
-		case l, ok := <-d.lines:
-			if !ok {
-				return false
-			}
-			if strings.Contains(l, want) {
-				return true
-			}
-		case <-deadline:
-			t.Fatalf("no %q from the daemon; stderr:\n%s", want, d.err.String())
-		}
+	l, ok := d.until(func(l string) bool { return strings.Contains(l, want) })
+	if !ok && l == "timeout" {
+		t.Fatalf("no %q from the daemon; stderr:\n%s", want, d.err.String())
 	}
+	return ok
 }
 
 // next returns the next line starting with prefix ("" when the daemon
 // ended or a minute passed).
 func (d *daemon) next(t testing.TB, prefix string) string {
 	t.Helper()
+	l, ok := d.until(func(l string) bool { return strings.HasPrefix(l, prefix) })
+	if !ok {
+		return ""
+	}
+	return l
+}
+
+// until reads panel lines until match takes one (it returns it, true);
+// false with "" when the daemon ended, "timeout" after a minute.
+func (d *daemon) until(match func(string) bool) (string, bool) {
 	deadline := time.After(60 * time.Second)
 	for {
 		select {
 		case l, ok := <-d.lines:
 			if !ok {
-				return ""
+				return "", false
 			}
-			if strings.HasPrefix(l, prefix) {
-				return l
+			if match(l) {
+				return l, true
 			}
 		case <-deadline:
-			return ""
+			return "timeout", false
 		}
 	}
 }

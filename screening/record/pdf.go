@@ -36,7 +36,6 @@ type Options struct {
 	Device string    // this device, for samples that do not name theirs (stored before identity was kept)
 }
 
-
 // WritePDF writes the sample's report: identity and provenance, the
 // device's verdict and the reviewed one with their counts, the reviewer
 // and signing time, a gallery of the cells that stand as blasts, the
