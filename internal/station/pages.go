@@ -104,7 +104,6 @@ type galleryCell struct {
 	Class string         // css class: the call that stands (screening.CellDetail.Standing)
 }
 
-
 func (s *Server) sample(w http.ResponseWriter, r *http.Request, u *screening.User) {
 	d, err := s.store.SampleDetail(r.Context(), r.PathValue("code"))
 	if err != nil {
