@@ -137,8 +137,8 @@ func TestFindCellsBoxSets(t *testing.T) {
 		// fourth field) the quality gate must refuse as blurred.
 		blurCaught float64
 	}{
-		{"bccd", 0.92, 0.70, 0.90},
-		{"olympus/fields", 0.93, 0.92, 0.85},
+		{"bccd", 0.95, 0.85, 0.90},
+		{"olympus/fields", 0.95, 0.95, 0.85},
 	} {
 		t.Run(c.dir, func(t *testing.T) {
 			fields, err := LoadBoxFields(realdata.Dir(t, c.dir))

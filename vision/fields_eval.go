@@ -32,7 +32,7 @@ import (
 //
 // Platelet or white cell: the stained object under a centroid (stain
 // index above 0.15) is a white cell when its nucleus-stained part (stain
-// above 0.5) covers at least 0.85 red-cell areas (0.3 when the field's edge
+// above 0.5) covers at least MinNucleusArea red-cell areas (0.3 when the field's edge
 // cuts it). This is the same size rule FindCells applies, so it cannot show
 // whether that rule is right; docs/fields.md says how it was checked by eye.
 //

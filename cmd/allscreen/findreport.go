@@ -246,7 +246,7 @@ func (r fieldReport) markdown(w io.Writer) {
 			switch {
 			case c.Nucleus < 0.5:
 				bands[0]++
-			case c.Nucleus < 0.85:
+			case c.Nucleus < vision.MinNucleusArea:
 				bands[1]++
 			case c.Nucleus < 1.2:
 				bands[2]++
@@ -258,9 +258,9 @@ func (r fieldReport) markdown(w io.Writer) {
 	}
 	p("- **Platelet or white cell.** The centroid files also mark platelets. The stained object under a centroid\n")
 	p("  (stain index above 0.15) is a white cell when its nucleus-stained part (stain above 0.5) covers at least\n")
-	p("  0.85 red-cell areas (0.3 when the field's edge cuts it), a platelet otherwise. This is FindCells' own size\n")
+	p("  %.2g red-cell areas (0.3 when the field's edge cuts it), a platelet otherwise. This is FindCells' own size\n", vision.MinNucleusArea)
 	p("  rule, so the centroid scores cannot show whether the rule is right. The nucleus areas of the %d centroids\n", bands[4])
-	p("  fall in two groups with a gap: %d below 0.5 red-cell areas, %d in 0.5-0.85, %d in 0.85-1.2, %d above 1.2.\n", bands[0], bands[1], bands[2], bands[3])
+	p("  fall in two groups with a gap: %d below 0.5 red-cell areas, %d in 0.5-%.2g, %d in %.2g-1.2, %d above 1.2.\n", bands[0], bands[1], vision.MinNucleusArea, bands[2], vision.MinNucleusArea, bands[3])
 	p("  A contact sheet of every centroid between 0.4 and 1.6 was checked by eye: below the threshold they are\n")
 	p("  granular, pale objects without a dense nucleus ((giant) platelets); above it dense nuclei and lobed\n")
 	p("  neutrophils, except three granular objects that look like giant platelets but count as white cells here\n")
@@ -372,10 +372,15 @@ func (r fieldReport) markdown(w io.Writer) {
 	}
 	p("Every length is in red-cell radii R, measured in each field: the median height of the local maxima of the\n")
 	p("distance map of the unstained foreground (illumination flattened, Otsu), keeping maxima at least half the\n")
-	p("90th percentile. Image size predicts the label in ALL-IDB1, so nothing uses it. Measured R (field pixels):\n")
+	p("90th percentile; a maximum counts once per plateau, not when a deeper point lies within half its height (a\n")
+	p("ridge of a crenated or overlapping blob), and not when its disc reaches the frame's edge (a cut cell).\n")
+	p("Image size predicts the label in ALL-IDB1, so nothing uses it. Measured R (field pixels):\n")
 	p("blast fields %s, normal fields %s; not measurable on %d fields.\n", span(blastR), span(normalR), unmeasured)
-	p("Nuclei must cover 0.85 R-areas (platelets are smaller), lobes closer than 0.6 R are joined, cytoplasm is\n")
-	p("sought within 0.5 R of a nucleus, and two nuclei are split where the saddle between them is 0.08 R deep.\n\n")
+	p("Nuclei must cover %.2g R-areas (platelets are smaller), lobes closer than 0.6 R are joined, cytoplasm is\n", vision.MinNucleusArea)
+	p("sought within 0.5 R of a nucleus, and two nuclei are split where the saddle between them is 0.08 R deep.\n")
+	p("Two touching parts are joined again into one cell when together they make a rounder outline than either\n")
+	p("alone and their nuclei cover at most %.2g of them: a granulocyte whose lobes stay apart at high magnification\n", vision.LobeNucleusShare)
+	p("is one cell; touching blasts, whose nuclei fill them, are never joined.\n\n")
 
 	p("## Quality gate\n\n")
 	p("`vision.CheckQuality` judges a captured field before analysis and says what to do: %q, %q, %q, %q, %q.\n",
