@@ -67,6 +67,7 @@ const (
 	ringClose        = 5    // kernel (working pixels) that seals a red cell's ring before its pale centre is filled
 	darkPixel        = 0.92 // a pixel this much darker than the local light absorbs: a cell, not plasma
 	ridgeReach       = 0.5  // a distance maximum with a deeper point within this share of its height is a ridge, not a red cell's centre
+	strictAgreement  = 1.5  // a disc-centre reading of the red-cell radius over this times the plain one is not trusted (redCellRadius)
 	lobeNucleusShare = 0.78 // touching parts whose nuclei cover at most this share of them may be one lobed cell (joinLobedParts)
 )
 
@@ -409,9 +410,17 @@ func (f *fieldMaps) normaliseStain(flat []uint8) {
 // its radius). At high magnification, where a 640x480 frame holds a few
 // dozen red cells and a third of them touch its edge, counting these
 // read bccd's red cells at a median 0.72 of their RBC boxes' half-size
-// (5th percentile 0.41); now 0.82 (0.69). minNucleusArea was lowered from
-// 0.85 to 0.8 with it: the old bar was set against the lower reading, and
-// a synthetic nucleus of 0.95 R, read 3% larger than drawn, fell under it.
+// (5th percentile 0.41); disc centres alone read 0.82 (0.69). But where
+// red cells are few among crowds of touching blasts (bll-stages' pre-B
+// fields), the few centres left are the crowds', read up to six times
+// too large; so the disc-centre reading is used only when it is at most
+// strictAgreement times the plain one (1.5; 2.0 and 2.5 were also tried,
+// on the tuning halves and every third pre-B field: each step up gained
+// bccd precision and lost pre-B fields with a white cell found, and the
+// blast laboratory's cells were put first). minNucleusArea was lowered
+// from 0.85 to 0.8 with it: the old bar was set against the lower
+// reading, and a synthetic nucleus of 0.95 R, read 3% larger than drawn,
+// fell under it.
 func (f *fieldMaps) redCellRadius(flat []uint8) (float64, error) {
 	var hist [256]int
 	for p := range flat {
@@ -440,42 +449,71 @@ func (f *fieldMaps) redCellRadius(flat []uint8) (float64, error) {
 		return 0, err
 	}
 	dist := distanceToBackground(opened.Pix, f.w, f.h, false)
+	// Two readings: every local maximum (7x7), and disc centres only (no
+	// deeper point within half its height, one per plateau, its disc
+	// inside the frame). Where red cells are few among crowds of touching
+	// white cells (bll-stages' blast fields), the few disc centres left are
+	// those of the crowds; a strict reading over 1.5 times the plain one is
+	// taken for that, and the plain one kept.
+	plain := medianPeak(f.peaks(dist, false))
+	strict := medianPeak(f.peaks(dist, true))
+	if strict == 0 || strict > strictAgreement*plain {
+		return plain, nil
+	}
+	return strict, nil
+}
+
+// peaks are the heights of the local maxima of dist over 2, or with
+// centres set of the disc centres only (see redCellRadius).
+func (f *fieldMaps) peaks(dist []float32, centres bool) []float32 {
 	var peaks []float32
 	for y := range f.h {
 		for x := range f.w {
 			p := y*f.w + x
 			d := dist[p]
-			if d <= 2 || float32(min(x+1, y+1, f.w-x, f.h-y)) <= d+1 {
+			if d <= 2 {
 				continue
 			}
-			if isDiscCentre(dist, f.w, f.h, x, y, max(3, int(ridgeReach*float64(d)))) {
+			reach := 3 // 7x7
+			if centres {
+				if float32(min(x+1, y+1, f.w-x, f.h-y)) <= d+1 {
+					continue
+				}
+				reach = max(3, int(ridgeReach*float64(d)))
+			}
+			if isDiscCentre(dist, f.w, f.h, x, y, reach, centres) {
 				peaks = append(peaks, d)
 			}
 		}
 	}
+	return peaks
+}
+
+// medianPeak is the median of the peaks at least half as high as their
+// 90th percentile, or 0 for fewer than 8 peaks. Cells cut by the image
+// edge, unfilled pale centres and the ridges of irregular blobs add low
+// maxima; where red cells are few (a 360-pixel CellaVision crop) they
+// outnumber the true centres.
+func medianPeak(peaks []float32) float64 {
 	if len(peaks) < 8 {
-		return 0, nil
+		return 0
 	}
-	// Cells cut by the image edge, unfilled pale centres and the ridges of
-	// irregular blobs add low maxima; where red cells are few (a 360-pixel
-	// CellaVision crop) they outnumber the true centres. Keep the maxima
-	// at least half as high as the 90th percentile.
 	slices.Sort(peaks)
 	p90 := peaks[len(peaks)*9/10]
 	i, _ := slices.BinarySearch(peaks, p90/2)
 	high := peaks[i:]
-	return float64(high[len(high)/2]), nil
+	return float64(high[len(high)/2])
 }
 
 // isDiscCentre reports whether no point within reach (a square of
 // half-side reach) of (x, y) is deeper in dist; of equal points on a
 // plateau, only the first in raster order is a centre.
-func isDiscCentre(dist []float32, w, h, x, y, reach int) bool {
+func isDiscCentre(dist []float32, w, h, x, y, reach int, onePerPlateau bool) bool {
 	p := y*w + x
 	d := dist[p]
 	for yy := max(0, y-reach); yy <= min(h-1, y+reach); yy++ {
 		for xx := max(0, x-reach); xx <= min(w-1, x+reach); xx++ {
-			if q := yy*w + xx; dist[q] > d || (dist[q] == d && q < p) {
+			if q := yy*w + xx; dist[q] > d || (onePerPlateau && dist[q] == d && q < p) {
 				return false
 			}
 		}
