@@ -449,44 +449,35 @@ func (f *fieldMaps) redCellRadius(flat []uint8) (float64, error) {
 		return 0, err
 	}
 	dist := distanceToBackground(opened.Pix, f.w, f.h, false)
-	// Two readings: every local maximum (7x7), and disc centres only (no
-	// deeper point within half its height, one per plateau, its disc
-	// inside the frame). Where red cells are few among crowds of touching
-	// white cells (bll-stages' blast fields), the few disc centres left are
-	// those of the crowds; a strict reading over 1.5 times the plain one is
-	// taken for that, and the plain one kept.
-	plain := medianPeak(f.peaks(dist, false))
-	strict := medianPeak(f.peaks(dist, true))
-	if strict == 0 || strict > strictAgreement*plain {
-		return plain, nil
+	// Where red cells are few among crowds of touching white cells, the
+	// few disc centres left are the crowds' (see above): the plain reading
+	// is kept then.
+	plain, centres := f.peaks(dist)
+	p, c := medianPeak(plain), medianPeak(centres)
+	if c == 0 || c > strictAgreement*p {
+		return p, nil
 	}
-	return strict, nil
+	return c, nil
 }
 
-// peaks are the heights of the local maxima of dist over 2, or with
-// centres set of the disc centres only (see redCellRadius).
-func (f *fieldMaps) peaks(dist []float32, centres bool) []float32 {
-	var peaks []float32
+// peaks are the heights over 2 of the local maxima of dist (7x7), and of
+// those the disc centres (see redCellRadius); every disc centre is also a
+// local maximum, so one scan finds both.
+func (f *fieldMaps) peaks(dist []float32) (maxima, centres []float32) {
 	for y := range f.h {
 		for x := range f.w {
-			p := y*f.w + x
-			d := dist[p]
-			if d <= 2 {
+			d := dist[y*f.w+x]
+			if d <= 2 || !isDiscCentre(dist, f.w, f.h, x, y, 3, false) {
 				continue
 			}
-			reach := 3 // 7x7
-			if centres {
-				if float32(min(x+1, y+1, f.w-x, f.h-y)) <= d+1 {
-					continue
-				}
-				reach = max(3, int(ridgeReach*float64(d)))
-			}
-			if isDiscCentre(dist, f.w, f.h, x, y, reach, centres) {
-				peaks = append(peaks, d)
+			maxima = append(maxima, d)
+			if float32(min(x+1, y+1, f.w-x, f.h-y)) > d+1 &&
+				isDiscCentre(dist, f.w, f.h, x, y, max(3, int(ridgeReach*float64(d))), true) {
+				centres = append(centres, d)
 			}
 		}
 	}
-	return peaks
+	return maxima, centres
 }
 
 // medianPeak is the median of the peaks at least half as high as their
@@ -839,10 +830,10 @@ func largestOutline(box image.Rectangle, w, h int, in func(p int) bool) ([]image
 // pair; bccd's split granulocytes 0.55-0.76).
 func (f *fieldCells) joinLobedParts() {
 	type part struct {
-		box            image.Rectangle
-		area, nucleus  int
-		circ           float64
-		circKnown, any bool
+		box           image.Rectangle
+		area, nucleus int
+		circ          float64
+		circKnown     bool
 	}
 	for {
 		n := int32(0)
@@ -858,10 +849,10 @@ func (f *fieldCells) joinLobedParts() {
 			x, y := p%f.w, p/f.w
 			pt := &parts[l]
 			r := image.Rect(x, y, x+1, y+1)
-			if pt.any {
-				pt.box = pt.box.Union(r)
+			if pt.area == 0 {
+				pt.box = r
 			} else {
-				pt.box, pt.any = r, true
+				pt.box = pt.box.Union(r)
 			}
 			pt.area++
 			if f.stain[p] > f.nucleusT {

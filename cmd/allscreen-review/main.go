@@ -105,14 +105,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(shut)
-		return cause
+	cause := context.Cause(ctx)
+	fault := cause != nil && !errors.Is(cause, context.Canceled)
+	if !fault {
+		sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 	}
-	sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(shut)
+	err = srv.Shutdown(shut)
+	if fault {
+		return cause
+	}
+	return err
 }
