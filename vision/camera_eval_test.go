@@ -1,6 +1,8 @@
 package vision
 
 import (
+	"math"
+	"path/filepath"
 	"testing"
 
 	"allscreen/internal/realdata"
@@ -47,6 +49,36 @@ func TestEvaluateCamera(t *testing.T) {
 					t.Errorf("%s %s: %v", cf.Name, r.Degradation, r.Quality.Issue)
 				}
 			}
+		}
+	}
+}
+
+// A camera's gamma must not move the red-cell scale: on ALL-IDB1's
+// crowded Im010_1 a gamma of 0.6 once read it 1.7 times too large (rings
+// of touching red cells filled into blobs; see redCellRadius), and 11 of
+// its 14 white cells were lost under the size rule.
+func TestRedCellRadiusUnderGamma(t *testing.T) {
+	field, err := LoadImage(filepath.Join(realdata.Dir(t, "allidb1", "fields"), "Im010_1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer field.Close()
+	orig, err := measureField(field, DefaultFindOptions.WorkSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []float64{0.6, 1.6} {
+		c, err := gammaCopy(field, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := measureField(c, DefaultFindOptions.WorkSide)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(f.radius/orig.radius-1) > 0.15 {
+			t.Errorf("gamma %.1f: red-cell radius %.1f, original %.1f (working pixels): more than 15%% apart", g, f.radius, orig.radius)
 		}
 	}
 }

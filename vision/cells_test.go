@@ -293,3 +293,21 @@ func TestFindCellsRealFields(t *testing.T) {
 		}
 	})
 }
+
+// A field whose only white cell has a pale lobed nucleus (each lobe
+// under a white cell's nucleus, as a neutrophil's under a camera's gamma
+// of 0.6) has no stained region big enough to set the nucleus threshold
+// by; the lowest threshold must then apply, so that the lobes, joined,
+// are found (at the 0.5 once used they were lost).
+func TestFindCellsPaleLobedNucleus(t *testing.T) {
+	field := syntheticSmear(t, smearSpec{W: 640, H: 480, RBCRadius: 12, Lobed: []image.Point{{320, 240}}, Seed: 4,
+		Nucleus: [3]float64{140, 85, 135}})
+	defer field.Close()
+	cells, err := FindCells(field, DefaultFindOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cells) != 1 || math.Hypot(float64(cells[0].Center.X-320), float64(cells[0].Center.Y-240)) > 12 {
+		t.Fatalf("found %d cells, want the one at (320,240): %+v", len(cells), cells)
+	}
+}

@@ -69,6 +69,7 @@ const (
 	ridgeReach       = 0.5  // a distance maximum with a deeper point within this share of its height is a ridge, not a red cell's centre
 	strictAgreement  = 1.5  // a disc-centre reading of the red-cell radius over this times the plain one is not trusted (redCellRadius)
 	lobeNucleusShare = 0.78 // touching parts whose nuclei cover at most this share of them may be one lobed cell (joinLobedParts)
+	holeAreas        = 2    // holes in the red-cell foreground up to this (areas, by a first reading) are pale centres and small gaps, filled; larger ones are plasma enclosed by touching red cells (redCellRadius)
 )
 
 // MinNucleusArea is the least nucleus, in red-cell areas, of a white cell
@@ -443,21 +444,63 @@ func (f *fieldMaps) redCellRadius(flat []uint8) (float64, error) {
 		return 0, err
 	}
 	fg = closed.Pix
-	fillEnclosedHoles(fg, f.w, f.h)
-	opened, err := (&Mask{W: f.w, H: f.h, Pix: fg}).morph(gocv.MorphOpen, 3)
+	// Plasma enclosed by a ring of touching red cells is a hole too, and
+	// filled it makes the ring one blob, read as a giant red cell (ALL-IDB1
+	// Im010_1 under a gamma of 0.6: 25 working pixels for 15). So the
+	// reading with every hole filled bounds the holes filled in a second:
+	// at most holeAreas red-cell areas (a pale centre is well under one).
+	// Each reading errs only upwards (fused rings in the first; in the
+	// second, pale centres left open at a low magnification drop out and
+	// white cells make the median), so the smaller is kept.
+	holes, holeArea := enclosedHoles(fg, f.w, f.h)
+	dist, err := f.redCellDistances(fg, holes, holeArea, math.Inf(1))
 	if err != nil {
 		return 0, err
 	}
-	dist := distanceToBackground(opened.Pix, f.w, f.h, false)
+	first, plain := f.radiusReading(dist)
+	bound := holeAreas * math.Pi * plain * plain
+	if plain == 0 || !slices.ContainsFunc(holeArea, func(a int) bool { return float64(a) > bound }) {
+		return first, nil
+	}
+	if dist, err = f.redCellDistances(fg, holes, holeArea, bound); err != nil {
+		return 0, err
+	}
+	if second, _ := f.radiusReading(dist); second > 0 && second < first {
+		return second, nil
+	}
+	return first, nil
+}
+
+// radiusReading is the red-cell radius read from a distance map of the
+// red-cell foreground (see redCellRadius), and the plain reading (every
+// local maximum) it was judged against; 0 when there are too few maxima.
+func (f *fieldMaps) radiusReading(dist []float32) (radius, plain float64) {
 	// Where red cells are few among crowds of touching white cells, the
 	// few disc centres left are the crowds' (see above): the plain reading
 	// is kept then.
-	plain, centres := f.peaks(dist)
-	p, c := medianPeak(plain), medianPeak(centres)
+	maxima, centres := f.peaks(dist)
+	p, c := medianPeak(maxima), medianPeak(centres)
 	if c == 0 || c > strictAgreement*p {
-		return p, nil
+		return p, p
 	}
-	return c, nil
+	return c, p
+}
+
+// redCellDistances is the distance map of the red-cell foreground fg
+// with its holes (enclosedHoles) up to maxArea pixels filled, opened by a
+// 3x3 square to drop threads of a pixel or two.
+func (f *fieldMaps) redCellDistances(fg []uint8, holes []int32, holeArea []int, maxArea float64) ([]float32, error) {
+	m := slices.Clone(fg)
+	for p, l := range holes {
+		if l > 0 && float64(holeArea[l-1]) <= maxArea {
+			m[p] = 255
+		}
+	}
+	opened, err := (&Mask{W: f.w, H: f.h, Pix: m}).morph(gocv.MorphOpen, 3)
+	if err != nil {
+		return nil, err
+	}
+	return distanceToBackground(opened.Pix, f.w, f.h, false), nil
 }
 
 // peaks are the heights over 2 of the local maxima of dist (7x7), and of
@@ -550,9 +593,13 @@ func otsuThreshold(hist []int) uint8 {
 // as masks cleans nuclei) at least a white cell's nucleus in size
 // (minNucleusArea), judged by their own median so that a crowd of
 // tinted red cells cannot pull it down. Clamped to nucleusStainMin ..
-// nucleusStainMax. A field with no such region keeps nucleusStain (it
-// holds no nucleus at either threshold), and so does a cell already cut
-// out onto black (its stain is not normalised by red cells).
+// nucleusStainMax. A field with no such region takes the lowest threshold,
+// nucleusStainMin: its stained regions are each smaller than a nucleus,
+// but they may be the lobes of one (a neutrophil's, paled by a camera's
+// gamma of 0.6, lost 9 of bccd's 182 tuning-half cells at the 0.5 this
+// used to fall back to), and masks joins lobes before the size rule
+// judges them. A cell already cut out onto black keeps nucleusStain (its
+// stain is not normalised by red cells).
 //
 // nucleusShare was chosen on the tuning halves of bccd and olympus/fields
 // and ALL-IDB1's tuning fields, originals and their gamma, blur and
@@ -589,7 +636,7 @@ func (f *fieldCells) nucleusThreshold() (float32, error) {
 		}
 	}
 	if level < 0 {
-		return nucleusStain, nil
+		return nucleusStainMin, nil
 	}
 	return max(nucleusStainMin, min(nucleusStainMax, nucleusShare*level)), nil
 }

@@ -75,44 +75,69 @@ func labelRegions(m []uint8, w, h int) ([]int32, []pixelRegion) {
 // through unset pixels (4-connected): the pale centre of a red cell, the
 // light gaps between the lobes of a nucleus.
 func fillEnclosedHoles(m []uint8, w, h int) {
-	reached := make([]bool, w*h)
-	stack := make([]int, 0, 1024)
-	push := func(p int) {
-		if m[p] == 0 && !reached[p] {
-			reached[p] = true
-			stack = append(stack, p)
-		}
-	}
-	for x := range w {
-		push(x)
-		push((h-1)*w + x)
-	}
-	for y := range h {
-		push(y * w)
-		push(y*w + w - 1)
-	}
-	for len(stack) > 0 {
-		p := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		x, y := p%w, p/w
-		if x > 0 {
-			push(p - 1)
-		}
-		if x < w-1 {
-			push(p + 1)
-		}
-		if y > 0 {
-			push(p - w)
-		}
-		if y < h-1 {
-			push(p + w)
-		}
-	}
-	for p := range m {
-		if m[p] == 0 && !reached[p] {
+	holes, _ := enclosedHoles(m, w, h)
+	for p, l := range holes {
+		if l > 0 {
 			m[p] = 255
 		}
 	}
+}
+
+// enclosedHoles labels the holes of m (w x h): the 4-connected regions of
+// unset pixels the image border does not reach. It returns each pixel's
+// hole (1..n; 0 where m is set or the border reaches) and each hole's
+// area in pixels (index label-1).
+func enclosedHoles(m []uint8, w, h int) (labels []int32, areas []int) {
+	labels = make([]int32, w*h)
+	const outside = -1
+	stack := make([]int, 0, 1024)
+	flood := func(start int, label int32) int {
+		n := 0
+		labels[start] = label
+		stack = append(stack[:0], start)
+		push := func(q int) {
+			if m[q] == 0 && labels[q] == 0 {
+				labels[q] = label
+				stack = append(stack, q)
+			}
+		}
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			n++
+			x, y := p%w, p/w
+			if x > 0 {
+				push(p - 1)
+			}
+			if x < w-1 {
+				push(p + 1)
+			}
+			if y > 0 {
+				push(p - w)
+			}
+			if y < h-1 {
+				push(p + w)
+			}
+		}
+		return n
+	}
+	for p := range m {
+		x, y := p%w, p/w
+		if (x == 0 || y == 0 || x == w-1 || y == h-1) && m[p] == 0 && labels[p] == 0 {
+			flood(p, outside)
+		}
+	}
+	for p := range m {
+		if m[p] == 0 && labels[p] == 0 {
+			areas = append(areas, flood(p, int32(len(areas)+1)))
+		}
+	}
+	for p, l := range labels {
+		if l == outside {
+			labels[p] = 0
+		}
+	}
+	return labels, areas
 }
 
 // splitByDynamics splits the set pixels of a distance map (dist > 0) into

@@ -211,3 +211,37 @@ func TestCentralComponent(t *testing.T) {
 		t.Fatal("empty mask gave a component")
 	}
 }
+
+func TestEnclosedHoles(t *testing.T) {
+	const w, h = 12, 7
+	// Two rings: a 3x3 hole and a 1x1 hole; a gap open to the border.
+	m := make([]uint8, w*h)
+	ring := func(x0, y0, x1, y1 int) {
+		for y := y0; y <= y1; y++ {
+			for x := x0; x <= x1; x++ {
+				if x == x0 || x == x1 || y == y0 || y == y1 {
+					m[y*w+x] = 255
+				}
+			}
+		}
+	}
+	ring(1, 1, 5, 5)
+	ring(7, 2, 9, 4)
+	labels, areas := enclosedHoles(m, w, h)
+	if len(areas) != 2 || areas[0] != 9 || areas[1] != 1 {
+		t.Fatalf("hole areas %v, want [9 1]", areas)
+	}
+	if labels[3*w+3] != 1 || labels[3*w+8] != 2 {
+		t.Errorf("hole labels %d and %d, want 1 and 2", labels[3*w+3], labels[3*w+8])
+	}
+	for _, p := range []int{0, 3*w + 6, 6*w + 11} {
+		if labels[p] != 0 {
+			t.Errorf("background the border reaches (pixel %d) labelled %d", p, labels[p])
+		}
+	}
+	for p, l := range labels {
+		if m[p] != 0 && l != 0 {
+			t.Fatalf("set pixel %d labelled %d", p, l)
+		}
+	}
+}
