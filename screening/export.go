@@ -48,7 +48,7 @@ func (s *Store) Export(ctx context.Context, parent string, withImages bool) (Exp
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return ExportSummary{}, fmt.Errorf("export: %w", err)
 	}
-	unlock, err := lockExportTarget(parent)
+	unlock, err := LockExportTarget(parent)
 	if err != nil {
 		return ExportSummary{}, err
 	}
@@ -427,11 +427,12 @@ func (w *exportWriter) copyImage(src string, ref ImageRef) error {
 	return w.finish(rel, f, h.Sum(nil))
 }
 
-// lockExportTarget holds an flock on the target folder itself (nothing is
-// left on the stick) for one export, and removes the hidden partial folders
+// LockExportTarget holds an flock on the target folder itself (nothing is
+// left on the stick) for one export, of results (Export) or of signed
+// reports (record.ExportSigned), and removes the hidden partial folders
 // an export killed there earlier left behind (under the lock, no other
-// export is writing them).
-func lockExportTarget(parent string) (func(), error) {
+// export is writing them). Call the returned function to release it.
+func LockExportTarget(parent string) (func(), error) {
 	f, err := os.Open(parent)
 	if err != nil {
 		return nil, classify("export", err)
@@ -443,9 +444,11 @@ func lockExportTarget(parent string) (func(), error) {
 		}
 		return nil, classify("export", err)
 	}
-	stale, _ := filepath.Glob(filepath.Join(parent, ".allscreen-export-*.partial-*"))
-	for _, d := range stale {
-		os.RemoveAll(d)
+	for _, pattern := range []string{".allscreen-export-*.partial-*", ".allscreen-reports-*.partial-*"} {
+		stale, _ := filepath.Glob(filepath.Join(parent, pattern))
+		for _, d := range stale {
+			os.RemoveAll(d)
+		}
 	}
 	return func() { f.Close() }, nil
 }

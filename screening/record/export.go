@@ -52,8 +52,15 @@ type ExportSummary struct {
 // ExportSigned writes every signed sample's current version as
 // CODE-vN.pdf and CODE-vN.fhir.json, with SHA256SUMS, into a new folder
 // in target. The folder is written under a temporary name, synced, then
-// renamed: it appears whole or not at all.
+// renamed: it appears whole or not at all. One export writes to a target
+// at a time (screening.LockExportTarget), and the partial folders a
+// killed export left there are removed first.
 func ExportSigned(ctx context.Context, s *screening.Store, target string, opt Options) (ExportSummary, error) {
+	unlock, err := screening.LockExportTarget(target)
+	if err != nil {
+		return ExportSummary{}, err
+	}
+	defer unlock()
 	states, err := s.ReviewStates(ctx)
 	if err != nil {
 		return ExportSummary{}, err

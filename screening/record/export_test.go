@@ -87,3 +87,39 @@ func TestExportSigned(t *testing.T) {
 		t.Errorf("exported bundle: %v", err)
 	}
 }
+
+// TestExportSignedLockAndStalePartial: a report export waits for no other
+// export on its target (it is refused while one holds the lock), and
+// removes the hidden partial folder a killed export left there.
+func TestExportSignedLockAndStalePartial(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStore(t)
+	signed := screeningtest.ImageSample(t, s, prov, blastP)
+	if _, err := s.Sign(ctx, signed.Code, "dr"); err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	stale := filepath.Join(target, ".allscreen-reports-20260101T000000Z.partial-42")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(stale, "X-v1.pdf"), []byte("half"), 0o644)
+	opt := Options{Now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+
+	unlock, err := screening.LockExportTarget(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExportSigned(ctx, s, target, opt); err == nil || !strings.Contains(err.Error(), "another export") {
+		t.Errorf("export while another holds the target: %v, want a refusal", err)
+	}
+	unlock()
+	sum, err := ExportSigned(ctx, s, target, opt)
+	if err != nil || sum.Reports != 1 {
+		t.Fatalf("export: %+v %v", sum, err)
+	}
+	entries, _ := os.ReadDir(target)
+	if len(entries) != 1 || entries[0].Name() != filepath.Base(sum.Dir) {
+		t.Errorf("target holds %v, want only %s (the stale partial folder removed)", entries, filepath.Base(sum.Dir))
+	}
+}
