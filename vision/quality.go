@@ -161,7 +161,7 @@ var DefaultQualityThresholds = QualityThresholds{
 	MaxBackground:  245,
 	MaxClipped:     0.1,
 	MinStained:     0.02,
-	MinFocus:       3.4,
+	MinFocus:       2.9,
 	MaxEdgeWidth:   17.5,
 	MinCutOutFocus: 3.3,
 	MinWorkRadius:  8,
