@@ -430,8 +430,8 @@ func (w *exportWriter) copyImage(src string, ref ImageRef) error {
 // LockExportTarget holds an flock on the target folder itself (nothing is
 // left on the stick) for one export, of results (Export) or of signed
 // reports (record.ExportSigned), and removes the hidden partial folders
-// an export killed there earlier left behind (under the lock, no other
-// export is writing them). Call the returned function to release it.
+// (.allscreen-*.partial-*) an export killed there earlier left behind
+// (under the lock, no other export is writing them). Call the returned function to release it.
 func LockExportTarget(parent string) (func(), error) {
 	f, err := os.Open(parent)
 	if err != nil {
@@ -444,11 +444,9 @@ func LockExportTarget(parent string) (func(), error) {
 		}
 		return nil, classify("export", err)
 	}
-	for _, pattern := range []string{".allscreen-export-*.partial-*", ".allscreen-reports-*.partial-*"} {
-		stale, _ := filepath.Glob(filepath.Join(parent, pattern))
-		for _, d := range stale {
-			os.RemoveAll(d)
-		}
+	stale, _ := filepath.Glob(filepath.Join(parent, ".allscreen-*.partial-*"))
+	for _, d := range stale {
+		os.RemoveAll(d)
 	}
 	return func() { f.Close() }, nil
 }

@@ -460,7 +460,7 @@ func (f *fieldMaps) redCellRadius(flat []uint8) (float64, error) {
 	first, plain := f.radiusReading(dist)
 	bound := holeAreas * math.Pi * plain * plain
 	if plain == 0 || !slices.ContainsFunc(holeArea, func(a int) bool { return float64(a) > bound }) {
-		return first, nil
+		return first, nil // no reading to bound holes by, or no hole over the bound
 	}
 	if dist, err = f.redCellDistances(fg, holes, holeArea, bound); err != nil {
 		return 0, err
@@ -476,8 +476,8 @@ func (f *fieldMaps) redCellRadius(flat []uint8) (float64, error) {
 // local maximum) it was judged against; 0 when there are too few maxima.
 func (f *fieldMaps) radiusReading(dist []float32) (radius, plain float64) {
 	// Where red cells are few among crowds of touching white cells, the
-	// few disc centres left are the crowds' (see above): the plain reading
-	// is kept then.
+	// few disc centres left are the crowds' (see redCellRadius): the plain
+	// reading is kept then.
 	maxima, centres := f.peaks(dist)
 	p, c := medianPeak(maxima), medianPeak(centres)
 	if c == 0 || c > strictAgreement*p {
@@ -596,10 +596,11 @@ func otsuThreshold(hist []int) uint8 {
 // nucleusStainMax. A field with no such region takes the lowest threshold,
 // nucleusStainMin: its stained regions are each smaller than a nucleus,
 // but they may be the lobes of one (a neutrophil's, paled by a camera's
-// gamma of 0.6, lost 9 of bccd's 182 tuning-half cells at the 0.5 this
-// used to fall back to), and masks joins lobes before the size rule
-// judges them. A cell already cut out onto black keeps nucleusStain (its
-// stain is not normalised by red cells).
+// gamma of 0.6: at the 0.5 this used to fall back to, bccd's tuning half
+// kept 169 of its 182 cells under that gamma, at 0.3 174), and masks
+// joins lobes before the size rule judges them. A cell already cut out
+// onto black keeps nucleusStain (its stain is not normalised by red
+// cells).
 //
 // nucleusShare was chosen on the tuning halves of bccd and olympus/fields
 // and ALL-IDB1's tuning fields, originals and their gamma, blur and
@@ -628,15 +629,12 @@ func (f *fieldCells) nucleusThreshold() (float32, error) {
 			stains[l] = append(stains[l], f.stain[p])
 		}
 	}
-	level := float32(-1)
+	level := float32(0) // no such region: the clamp gives nucleusStainMin
 	for _, st := range stains {
 		if len(st) > 0 {
 			slices.Sort(st)
 			level = max(level, st[len(st)/2])
 		}
-	}
-	if level < 0 {
-		return nucleusStainMin, nil
 	}
 	return max(nucleusStainMin, min(nucleusStainMax, nucleusShare*level)), nil
 }
