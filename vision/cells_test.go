@@ -311,3 +311,44 @@ func TestFindCellsPaleLobedNucleus(t *testing.T) {
 		t.Fatalf("found %d cells, want the one at (320,240): %+v", len(cells), cells)
 	}
 }
+
+// bccd's granulocytes, at a high magnification, were cut into their lobes
+// (a field with one boxed white cell reported two or three): each lobe
+// held a peak of the nuclei's distance map, and their pale granular
+// cytoplasm is too faint for joinLobedParts to see one cell around them.
+// A peak lower than the smallest nucleus' radius is now a lobe of its
+// neighbour. Fields of bccd's tuning half, each with one white cell.
+func TestFindCellsGranulocyteLobesOneCell(t *testing.T) {
+	fields, err := LoadBoxFields(realdata.Dir(t, "bccd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"BloodImage_00003.jpg": true, "BloodImage_00101.jpg": true, "BloodImage_00160.jpg": true,
+		"BloodImage_00164.jpg": true, "BloodImage_00326.jpg": true, "BloodImage_00343.jpg": true,
+		"BloodImage_00368.jpg": true, "BloodImage_00390.jpg": true}
+	seen := 0
+	for _, bf := range fields {
+		if !want[bf.Name] {
+			continue
+		}
+		seen++
+		if bf.Split != SplitTune || len(bf.WBC) != 1 {
+			t.Fatalf("%s: split %s with %d white-cell boxes, want a tuning field with one", bf.Name, bf.Split, len(bf.WBC))
+		}
+		field, err := LoadImage(bf.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cells, err := FindCells(field, DefaultFindOptions)
+		field.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cells) != 1 || MatchBoxes(bf.WBC, cellBoxes(cells))[0] != 0 {
+			t.Errorf("%s: %d cells %v, want one on the white cell at %v", bf.Name, len(cells), cellBoxes(cells), bf.WBC[0])
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("found %d of the %d fields", seen, len(want))
+	}
+}

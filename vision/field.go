@@ -179,8 +179,18 @@ func analyzeField(field gocv.Mat, workSide int) (*fieldCells, error) {
 	// Touching cells are split at their nuclei, which stay apart where the
 	// cells' cytoplasm has merged: one region per peak of the nuclei's
 	// distance map, then each cell pixel joins the nearest nucleus region.
+	// A peak lower than the radius of the smallest white cell's nucleus (a
+	// disc of minNucleusArea) is no nucleus of its own but a lobe of its
+	// neighbour's: at bccd's high magnification the split cut granulocytes
+	// into their lobes, whose pale granular cytoplasm is too faint for the
+	// cell mask and so for joinLobedParts to see one cell around them.
+	// Judged by nucleusShare's rule (no set's recall falls on any copy, no
+	// original's precision falls by more than 0.03), on the tuning halves:
+	// bccd's precision rose from 0.870 to 0.905 and no recall moved, on
+	// any copy; nor did bll-stages' fields with a white cell found.
 	dist := distanceToBackground(nuclei, maps.w, maps.h, true)
-	seeds, _ := splitByDynamics(dist, maps.w, maps.h, float32(splitDynamic*maps.radius))
+	seeds, _ := splitByDynamics(dist, maps.w, maps.h, float32(splitDynamic*maps.radius),
+		float32(math.Sqrt(minNucleusArea)*maps.radius))
 	grown := growLabels(seeds, cellMask, maps.w, maps.h)
 	stain := maps.stain
 	res.labels = mergeSmallRegions(grown, func(p int) bool { return stain[p] > res.nucleusT }, maps.w, maps.h,

@@ -444,7 +444,9 @@ func (c candidate) outlineInterior(f *fieldCells, comps []int32, W, H int) []int
 func truthCells(gt *Mask, rbcRadius float64) ([]image.Point, int) {
 	_, comps := labelRegions(gt.Pix, gt.W, gt.H)
 	dist := distanceToBackground(gt.Pix, gt.W, gt.H, true)
-	labels, n := splitByDynamics(dist, gt.W, gt.H, float32(splitDynamic*rbcRadius))
+	// Every peak of the truth splits (no least peak): the truth's cells do
+	// not move with the method's lobe rule.
+	labels, n := splitByDynamics(dist, gt.W, gt.H, float32(splitDynamic*rbcRadius), 0)
 	area := make([]int, n+1)
 	sx, sy := make([]float64, n+1), make([]float64, n+1)
 	for p, l := range labels {

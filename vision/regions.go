@@ -141,13 +141,15 @@ func enclosedHoles(m []uint8, w, h int) (labels []int32, areas []int) {
 }
 
 // splitByDynamics splits the set pixels of a distance map (dist > 0) into
-// regions, one per peak of dynamic at least h: two touching round cells
-// give two peaks of the distance to the background joined by a saddle, and
-// the saddle is lower than both peaks by about their radius minus half the
-// width of the neck. Shallower peaks (a bump on one cell's outline) merge
-// into their deeper neighbour. It is a watershed by flooding from the
-// highest distance down with union-find. Labels are 1..n; 0 is background.
-func splitByDynamics(dist []float32, w, h int, dyn float32) ([]int32, int) {
+// regions, one per peak of dynamic at least dyn and of height at least
+// minPeak: two touching round cells give two peaks of the distance to the
+// background joined by a saddle, and the saddle is lower than both peaks
+// by about their radius minus half the width of the neck. Shallower peaks
+// (a bump on one cell's outline) and lower ones (a blob too thin to be a
+// cell of its own) merge into their deeper neighbour. It is a watershed by
+// flooding from the highest distance down with union-find. Labels are
+// 1..n; 0 is background.
+func splitByDynamics(dist []float32, w, h int, dyn, minPeak float32) ([]int32, int) {
 	order := make([]int, 0, len(dist)/4)
 	for p, d := range dist {
 		if d > 0 {
@@ -211,7 +213,7 @@ func splitByDynamics(dist []float32, w, h int, dyn float32) ([]int32, int) {
 			}
 		}
 		for _, r := range roots {
-			if r != deepest && peak[r]-level < dyn {
+			if r != deepest && (peak[r]-level < dyn || peak[r] < minPeak) {
 				parent[r] = deepest
 			}
 		}

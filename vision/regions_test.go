@@ -121,16 +121,29 @@ func TestSplitByDynamics(t *testing.T) {
 	// 2*sqrt(144-100) = 13 wide, so the saddle is about 6.6 below peaks of 12.
 	m := drawDiscs(w, h, [3]float64{25, 20, 12}, [3]float64{45, 20, 12})
 	dist := distanceToBackground(m, w, h, false)
-	if _, n := splitByDynamics(dist, w, h, 3); n != 2 {
+	if _, n := splitByDynamics(dist, w, h, 3, 0); n != 2 {
 		t.Errorf("dynamic 3: %d regions, want 2", n)
 	}
-	if _, n := splitByDynamics(dist, w, h, 8); n != 1 {
+	if _, n := splitByDynamics(dist, w, h, 8, 0); n != 1 {
 		t.Errorf("dynamic 8: %d regions, want 1 (the neck is shallower than that)", n)
 	}
 	// Each disc's centre lies in its own region.
-	labels, _ := splitByDynamics(dist, w, h, 3)
+	labels, _ := splitByDynamics(dist, w, h, 3, 0)
 	if a, b := labels[20*w+25], labels[20*w+45]; a == b || a == 0 || b == 0 {
 		t.Errorf("centres labelled %d and %d", a, b)
+	}
+	// A peak lower than minPeak is no region of its own, however deep its
+	// saddle: a thin lobe (radius 5) beside a round nucleus (radius 12).
+	lobe := drawDiscs(w, h, [3]float64{25, 20, 12}, [3]float64{43, 20, 5})
+	ld := distanceToBackground(lobe, w, h, false)
+	if _, n := splitByDynamics(ld, w, h, 1, 0); n != 2 {
+		t.Errorf("lobe, no least peak: %d regions, want 2", n)
+	}
+	if _, n := splitByDynamics(ld, w, h, 1, 8); n != 1 {
+		t.Errorf("lobe, least peak 8: %d regions, want 1", n)
+	}
+	if _, n := splitByDynamics(dist, w, h, 3, 8); n != 2 {
+		t.Errorf("two discs of radius 12, least peak 8: %d regions, want 2", n)
 	}
 	// Every set pixel is labelled.
 	for p := range m {
