@@ -352,3 +352,45 @@ func TestFindCellsGranulocyteLobesOneCell(t *testing.T) {
 		t.Fatalf("found %d of the %d fields", seen, len(want))
 	}
 }
+
+// Under a camera's gamma of 0.6, a small lymphocyte of bccd (its nucleus
+// about one red-cell area) kept too little of its paled rim above the old
+// least nucleus threshold (0.3) and fell under minNucleusArea, as a
+// platelet. Fields of bccd's tuning half, each with one white cell.
+func TestFindCellsPaleSmallLymphocyte(t *testing.T) {
+	fields, err := LoadBoxFields(realdata.Dir(t, "bccd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"BloodImage_00048.jpg": true, "BloodImage_00088.jpg": true}
+	seen := 0
+	for _, bf := range fields {
+		if !want[bf.Name] {
+			continue
+		}
+		seen++
+		if bf.Split != SplitTune || len(bf.WBC) != 1 {
+			t.Fatalf("%s: split %s with %d white-cell boxes, want a tuning field with one", bf.Name, bf.Split, len(bf.WBC))
+		}
+		field, err := LoadImage(bf.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pale, err := gammaCopy(field, 0.6)
+		field.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cells, err := FindCells(pale, DefaultFindOptions)
+		pale.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cells) != 1 || MatchBoxes(bf.WBC, cellBoxes(cells))[0] != 0 {
+			t.Errorf("%s at gamma 0.6: %d cells %v, want one on the white cell at %v", bf.Name, len(cells), cellBoxes(cells), bf.WBC[0])
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("found %d of the %d fields", seen, len(want))
+	}
+}
