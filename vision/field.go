@@ -620,10 +620,10 @@ func otsuThreshold(hist []int) uint8 {
 // paler non-blast cell beside darker blasts, the threshold raised past
 // it; at 0.6 it is kept, and the tuning rule still holds.
 //
-// nucleusStainMin was 0.3, when the red cells' own stain reached about
-// that under a tinted light, before normaliseStain subtracted it. By the
-// same rule, written down before the trial: the lowest of 0.3, 0.25 and
-// 0.2 that holds it. 0.2 lost an ALL-IDB1 cell on a gamma-0.6 copy
+// nucleusStainMin was 0.3, against red cells tinted by a yellow or green
+// light. By the same rule, written down before the trial: the lowest of
+// 0.3, 0.25 and 0.2 that holds it (olympus, the tinted set, moved on no
+// copy). 0.2 lost an ALL-IDB1 cell on a gamma-0.6 copy
 // (Im004_1). 0.25 lost none, kept 5 more of bccd's 182 cells on the
 // gamma-0.6 copies (a small lymphocyte's nucleus, its paled rim under
 // 0.3, fell under minNucleusArea), raised bccd's precision (0.905 to
