@@ -431,7 +431,8 @@ func (w *exportWriter) copyImage(src string, ref ImageRef) error {
 // left on the stick) for one export, of results (Export) or of signed
 // reports (record.ExportSigned), and removes the hidden partial folders
 // (.allscreen-*.partial-*) an export killed there earlier left behind
-// (under the lock, no other export is writing them). Call the returned function to release it.
+// (under the lock, no other export is writing them). Call the returned
+// function to release it.
 func LockExportTarget(parent string) (func(), error) {
 	f, err := os.Open(parent)
 	if err != nil {

@@ -607,8 +607,8 @@ func otsuThreshold(hist []int) uint8 {
 // nucleusStainMin: its stained regions are each smaller than a nucleus,
 // but they may be the lobes of one (a neutrophil's, paled by a camera's
 // gamma of 0.6: at the 0.5 this used to fall back to, bccd's tuning half
-// kept 169 of its 182 cells under that gamma, at 0.3 174, at 0.25 179), and masks
-// joins lobes before the size rule judges them. A cell already cut out
+// kept 169 of its 182 cells under that gamma, at 0.3 174, at 0.25 179),
+// and masks joins lobes before the size rule judges them. A cell already cut out
 // onto black keeps nucleusStain (its stain is not normalised by red
 // cells).
 //
@@ -623,8 +623,8 @@ func otsuThreshold(hist []int) uint8 {
 // nucleusStainMin was 0.3, against red cells tinted by a yellow or green
 // light. By the same rule, written down before the trial: the lowest of
 // 0.3, 0.25 and 0.2 that holds it (olympus, the tinted set, moved on no
-// copy). 0.2 lost an ALL-IDB1 cell on a gamma-0.6 copy
-// (Im004_1). 0.25 lost none, kept 5 more of bccd's 182 cells on the
+// copy). 0.2 lost an ALL-IDB1 cell on a gamma-0.6 copy (Im004_1). 0.25
+// lost none, kept 5 more of bccd's 182 cells on the
 // gamma-0.6 copies (a small lymphocyte's nucleus, its paled rim under
 // 0.3, fell under minNucleusArea), raised bccd's precision (0.905 to
 // 0.910), and found a white cell in more of every sixth bll-stages field
